@@ -1,0 +1,2 @@
+"""KneeScope analysis pipeline."""
+__version__ = "0.1.0"

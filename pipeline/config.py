@@ -1,0 +1,41 @@
+"""Analysis parameters, with units, in one frozen object that is recorded in every provenance file."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Knobs of the analysis after segmentation. Distances in mm, variances in mm^2."""
+
+    # Surfaces: Gaussian smoothing of the binary mask before marching cubes (level 0.5); the variances match
+    # the predecessor's (bone 0.5 mm^2, cartilage 0.3125 mm^2) so surfaces sit where its surfaces sit.
+    bone_smoothing_var_mm2: float = 0.5
+    cartilage_smoothing_var_mm2: float = 0.3125
+    bone_vertices: dict = field(default_factory=lambda: {"femur": 20_000, "tibia": 20_000, "patella": 10_000})
+    cartilage_vertices: int = 15_000
+    meniscus_vertices: int = 6_000
+
+    # Thickness (pipeline/thickness.py): sampled along each bone-vertex normal from ray_inside_mm inside the bone
+    # to ray_outside_mm outside it, every ray_step_mm, on the cartilage mask smoothed with this variance.
+    ray_inside_mm: float = 2.5
+    ray_outside_mm: float = 10.0
+    ray_step_mm: float = 0.05
+    thickness_smoothing_var_mm2: float = 0.1
+    max_gap_mm: float = 2.0  # cartilage must start within this distance of the bone surface
+    min_exit_cos: float = 0.7  # rays leaving through the cartilage's side (> 45.6 deg off) clip an edge: skipped
+
+    # Femoral subregions: weight-bearing/posterior boundary at this fraction of the way from the notch to the
+    # posterior end of the cartilage (as the predecessor); weight-bearing only in the lower part of the cartilage.
+    weight_bearing_fraction: float = 0.6
+    weight_bearing_height_fraction: float = 0.33
+
+    # Display
+    thickness_colour_max_mm: float = 4.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_changes(self, **changes) -> "AnalysisConfig":
+        return replace(self, **changes)

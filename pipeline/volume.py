@@ -1,0 +1,138 @@
+"""The one image type that travels through the pipeline: voxels plus their patient geometry.
+
+Convention (SimpleITK's): ``array`` is indexed ``[k, j, i]``; ``spacing``, ``origin`` and the columns of
+``direction`` are in ITK ``(i, j, k)`` order; physical points are LPS millimetres, as ITK and DICOM use.
+Converting between the two orders happens only in this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A 3-D image or label map on a voxel grid in patient space.
+
+    Attributes:
+        array: voxel values, shape (nk, nj, ni), numpy order of SimpleITK.
+        spacing: voxel size (si, sj, sk) in mm.
+        origin: LPS position (mm) of voxel (0, 0, 0).
+        direction: 3x3 matrix whose column c is the LPS unit vector of index axis c (i, j, k).
+        meta: free-form description of where it came from (file name, DICOM tags, echoes, ...).
+    """
+
+    array: np.ndarray
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    direction: np.ndarray
+    meta: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.array.ndim != 3:
+            raise ValueError(f"Volume needs a 3-D array, got shape {self.array.shape}")
+        object.__setattr__(self, "spacing", tuple(float(s) for s in self.spacing))
+        object.__setattr__(self, "origin", tuple(float(o) for o in self.origin))
+        object.__setattr__(self, "direction", np.asarray(self.direction, dtype=float).reshape(3, 3))
+
+    # --- geometry -------------------------------------------------------------------------------
+    @property
+    def size(self) -> tuple[int, int, int]:
+        """Grid size in ITK (i, j, k) order."""
+        return tuple(int(n) for n in self.array.shape[::-1])
+
+    @property
+    def voxel_volume_mm3(self) -> float:
+        return float(np.prod(self.spacing))
+
+    @property
+    def affine(self) -> np.ndarray:
+        """4x4 matrix mapping homogeneous ITK index (i, j, k, 1) to LPS mm."""
+        out = np.eye(4)
+        out[:3, :3] = self.direction @ np.diag(self.spacing)
+        out[:3, 3] = self.origin
+        return out
+
+    def index_to_physical(self, ijk: np.ndarray) -> np.ndarray:
+        """(N, 3) continuous ITK indices -> (N, 3) LPS mm."""
+        a = self.affine
+        return np.asarray(ijk, dtype=float) @ a[:3, :3].T + a[:3, 3]
+
+    def physical_to_index(self, xyz: np.ndarray) -> np.ndarray:
+        """(N, 3) LPS mm -> (N, 3) continuous ITK indices."""
+        a = self.affine
+        return (np.asarray(xyz, dtype=float) - a[:3, 3]) @ np.linalg.inv(a[:3, :3]).T
+
+    def voxel_points(self, mask: np.ndarray) -> np.ndarray:
+        """LPS mm centres of the voxels where ``mask`` (numpy order) is true, shape (N, 3)."""
+        kji = np.argwhere(mask)
+        return self.index_to_physical(kji[:, ::-1])
+
+    @property
+    def orientation(self) -> str:
+        """Three-letter code of the patient direction each index axis points to, e.g. 'LPS' or 'PIR'."""
+        letters = (("L", "R"), ("P", "A"), ("S", "I"))
+        code = ""
+        for c in range(3):
+            axis = self.direction[:, c]
+            dominant = int(np.argmax(np.abs(axis)))
+            code += letters[dominant][0 if axis[dominant] > 0 else 1]
+        return code
+
+    def same_grid(self, other: "Volume", *, tol_mm: float = 1e-3, tol_dir: float = 1e-4) -> list[str]:
+        """Differences between the two voxel grids, empty when they match."""
+        problems = []
+        if self.size != other.size:
+            problems.append(f"size {self.size} vs {other.size}")
+        if not np.allclose(self.spacing, other.spacing, atol=tol_mm, rtol=1e-4):
+            problems.append(f"spacing {_fmt(self.spacing)} vs {_fmt(other.spacing)} mm")
+        if not np.allclose(self.origin, other.origin, atol=max(tol_mm, 1e-3 * max(self.spacing))):
+            problems.append(f"origin {_fmt(self.origin)} vs {_fmt(other.origin)} mm")
+        if not np.allclose(self.direction, other.direction, atol=tol_dir):
+            problems.append(f"orientation {self.orientation} vs {other.orientation}")
+        return problems
+
+    def with_array(self, array: np.ndarray, **meta) -> "Volume":
+        """Same geometry, new voxels."""
+        if array.shape != self.array.shape:
+            raise ValueError(f"shape {array.shape} does not match {self.array.shape}")
+        return replace(self, array=array, meta={**self.meta, **meta})
+
+    def geometry_dict(self) -> dict:
+        return {
+            "size": list(self.size),
+            "spacing_mm": [round(s, 6) for s in self.spacing],
+            "origin_mm": [round(o, 4) for o in self.origin],
+            "direction": [round(float(d), 6) for d in self.direction.ravel()],
+            "orientation": self.orientation,
+        }
+
+    # --- SimpleITK bridge -----------------------------------------------------------------------
+    def to_sitk(self):
+        import SimpleITK as sitk
+
+        image = sitk.GetImageFromArray(self.array)
+        image.SetSpacing(self.spacing)
+        image.SetOrigin(self.origin)
+        image.SetDirection(tuple(self.direction.ravel()))
+        return image
+
+    @classmethod
+    def from_sitk(cls, image, **meta) -> "Volume":
+        import SimpleITK as sitk
+
+        if image.GetDimension() != 3:
+            raise ValueError(f"expected a 3-D image, got {image.GetDimension()}-D")
+        return cls(
+            array=sitk.GetArrayFromImage(image),
+            spacing=image.GetSpacing(),
+            origin=image.GetOrigin(),
+            direction=np.array(image.GetDirection()).reshape(3, 3),
+            meta=dict(meta),
+        )
+
+
+def _fmt(values) -> str:
+    return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
