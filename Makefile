@@ -1,0 +1,35 @@
+# KneeScope: `make run` sets up and starts, `make test` sets up and runs the tests.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run example test lint bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# torch is pinned in requirements.txt next to nnunetv2 so pip keeps the CPU build (docs/platform notes);
+	# the grep only hides the local package index's "Location ... is ignored" noise.
+	$(PY) -m pip install --quiet -r requirements-dev.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(PY) -m pip install --quiet --no-deps -e . 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(PY) -m ipykernel install --user --name python3 >/dev/null 2>&1 || true
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m pipeline example --out out/example
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check pipeline tests bench
+
+bench: $(STAMP)
+	$(PY) bench/thickness_vs_pymskt.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache test-artifacts

@@ -1,0 +1,131 @@
+"""Typed results of one knee analysis, and their plain-dict / CSV forms (schema in docs/results-schema.md)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import labels as L
+from .anatomy import Laterality
+from .config import AnalysisConfig
+from .mesh import Surface
+from .qc import StructureStats
+from .volume import Volume
+
+SCHEMA_VERSION = "1.0"
+
+
+@dataclass(frozen=True)
+class ThicknessStats:
+    """Summary of per-vertex thickness (mm) over the vertices of one region that have cartilage."""
+
+    mean: float
+    median: float
+    std: float
+    p95: float
+    n_vertices: int
+
+    @classmethod
+    def from_values(cls, values: np.ndarray) -> "ThicknessStats | None":
+        values = np.asarray(values, float)
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            return None
+        return cls(float(values.mean()), float(np.median(values)), float(values.std()),
+                   float(np.percentile(values, 95)), int(values.size))
+
+    def to_dict(self) -> dict:
+        return {"mean": round(self.mean, 4), "median": round(self.median, 4), "std": round(self.std, 4),
+                "p95": round(self.p95, 4), "n_vertices": self.n_vertices}
+
+
+@dataclass(frozen=True)
+class RegionResult:
+    """Thickness and volume of one cartilage region (None when the region is absent)."""
+
+    bone: str
+    thickness_mm: ThicknessStats | None
+    volume_mm3: float | None
+
+    def to_dict(self) -> dict:
+        return {
+            "bone": self.bone,
+            "thickness_mm": None if self.thickness_mm is None else self.thickness_mm.to_dict(),
+            "volume_mm3": None if self.volume_mm3 is None else round(self.volume_mm3, 1),
+        }
+
+
+@dataclass(frozen=True)
+class KneeAnalysis:
+    """Everything one analysis produced. Arrays and meshes stay in memory; ``write`` puts them on disk."""
+
+    case_id: str
+    inputs: dict
+    laterality: Laterality
+    structures: dict[str, StructureStats]
+    cartilage: dict[str, RegionResult]
+    warnings: tuple[str, ...]
+    labels: Volume
+    subregions: Volume
+    surfaces: dict[str, Surface]
+    config: AnalysisConfig
+    provenance: dict
+    image: Volume | None = None
+    t2: dict = field(default_factory=dict)
+    shape_model: dict = field(default_factory=dict)
+
+    def thickness(self, region: str) -> float | None:
+        """Mean thickness (mm) of a region, e.g. ``result.thickness("medial_tibial")``."""
+        stats = self.cartilage[region].thickness_mm
+        return None if stats is None else stats.mean
+
+    def to_dict(self) -> dict:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "case_id": self.case_id,
+            "input": self.inputs,
+            "laterality": self.laterality.to_dict(),
+            "structures": {name: s.to_dict() for name, s in self.structures.items()},
+            "cartilage": {name: r.to_dict() for name, r in self.cartilage.items()},
+            "qc": {"warnings": list(self.warnings)},
+            "t2": self.t2,
+            "shape_model": self.shape_model,
+        }
+
+    def csv_row(self) -> dict[str, object]:
+        """One flat row with a fixed column order (empty cells for missing values)."""
+        row: dict[str, object] = {"case_id": self.case_id, "laterality": self.laterality.side}
+        for name in L.STRUCTURES:
+            s = self.structures[name]
+            row[f"{name}_present"] = int(s.present)
+            row[f"{name}_volume_mm3"] = _cell(s.volume_mm3)
+        for region in L.CARTILAGE_REGIONS:
+            r = self.cartilage[region]
+            t = r.thickness_mm
+            for stat in ("mean", "median", "std", "p95"):
+                row[f"{region}_thickness_{stat}_mm"] = _cell(None if t is None else getattr(t, stat))
+            row[f"{region}_thickness_n_vertices"] = 0 if t is None else t.n_vertices
+            row[f"{region}_volume_mm3"] = _cell(r.volume_mm3)
+        row["n_qc_warnings"] = len(self.warnings)
+        return row
+
+    def write(self, out_dir: str | Path, *, make_zip: bool = True) -> dict[str, Path]:
+        """Write every output file into ``out_dir`` (see docs/results-schema.md); returns name -> path."""
+        from .outputs import write_outputs
+
+        return write_outputs(self, Path(out_dir), make_zip=make_zip)
+
+    def show(self, **kwargs):
+        """Interactive 3-D view of the bones coloured by thickness (pyvista; trame backend in Jupyter)."""
+        from .viewer import show_analysis
+
+        return show_analysis(self, **kwargs)
+
+
+def _cell(value: float | None) -> object:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    return round(float(value), 4)

@@ -1,0 +1,38 @@
+"""Shared fixtures: synthetic knees (cached per session), environment kept offline."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+
+
+@functools.lru_cache(maxsize=16)
+def phantom(**kwargs):
+    """A synthetic knee (cached: several tests share the same few phantoms)."""
+    from pipeline.synthetic import make_phantom
+
+    return make_phantom(**kwargs)
+
+
+@functools.lru_cache(maxsize=16)
+def analysed(**kwargs):
+    """analyze_labels on a cached phantom."""
+    from pipeline.analysis import analyze_labels
+
+    return analyze_labels(phantom(**kwargs).labels)
+
+
+@pytest.fixture(scope="session")
+def right_knee():
+    return phantom(side="right")
+
+
+@pytest.fixture(scope="session")
+def right_result():
+    return analysed(side="right")
