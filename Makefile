@@ -14,7 +14,6 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	# the grep only hides the local package index's "Location ... is ignored" noise.
 	$(PY) -m pip install --quiet -r requirements-dev.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
 	$(PY) -m pip install --quiet --no-deps -e . 2>&1 | { grep -v "^WARNING: Location" || true; }
-	$(PY) -m ipykernel install --user --name python3 >/dev/null 2>&1 || true
 	touch $(STAMP)
 
 setup: $(STAMP)
