@@ -122,13 +122,29 @@ def analyze_labels(
         warnings.extend(_region_warnings(cartilage, stats))
 
     stages.report(1.0, "Analysis complete")
-    inputs = {"labels": _describe(canonical, loaded.scheme), "image": None if image_volume is None else _describe(image_volume)}
-    provenance = build_provenance(parameters=config.to_dict(), inputs=inputs, timings_s=stages.timings,
-                                  extra={"label_scheme": loaded.scheme.to_dict(), **(extra_provenance or {})})
+    inputs = {
+        "labels": _describe(canonical, loaded.scheme),
+        "image": None if image_volume is None else _describe(image_volume),
+    }
+    provenance = build_provenance(
+        parameters=config.to_dict(),
+        inputs=inputs,
+        timings_s=stages.timings,
+        extra={"label_scheme": loaded.scheme.to_dict(), **(extra_provenance or {})},
+    )
     return KneeAnalysis(
-        case_id=case_id, inputs=inputs, laterality=laterality, structures=stats, cartilage=cartilage,
-        warnings=tuple(warnings), labels=canonical, subregions=subregions, surfaces=surfaces, config=config,
-        provenance=provenance, image=image_volume,
+        case_id=case_id,
+        inputs=inputs,
+        laterality=laterality,
+        structures=stats,
+        cartilage=cartilage,
+        warnings=tuple(warnings),
+        labels=canonical,
+        subregions=subregions,
+        surfaces=surfaces,
+        config=config,
+        provenance=provenance,
+        image=image_volume,
     )
 
 
@@ -148,8 +164,11 @@ def _default_case_id(labels, image) -> str:
 
 
 def _describe(volume: Volume, scheme: LabelScheme | None = None) -> dict:
-    info = {key: volume.meta[key] for key in ("file_name", "file_size_bytes", "sha256", "source_format", "series",
-                                              "dicom") if key in volume.meta}
+    info = {
+        key: volume.meta[key]
+        for key in ("file_name", "file_size_bytes", "sha256", "source_format", "series", "dicom")
+        if key in volume.meta
+    }
     info.update(volume.geometry_dict())
     if scheme is not None:
         info["label_scheme"] = scheme.name
@@ -175,7 +194,9 @@ def build_surfaces(labels: Volume, config: AnalysisConfig) -> dict[str, Surface]
     return surfaces
 
 
-def summarise_regions(thickness_maps: dict[str, ThicknessMap], regions: np.ndarray, labels: Volume) -> dict[str, RegionResult]:
+def summarise_regions(
+    thickness_maps: dict[str, ThicknessMap], regions: np.ndarray, labels: Volume
+) -> dict[str, RegionResult]:
     """Per reported region: thickness statistics over its vertices and its cartilage volume."""
     voxel_counts = np.bincount(regions.ravel(), minlength=16)
     out = {}

@@ -32,8 +32,11 @@ class Laterality:
 
     def to_dict(self) -> dict:
         sep = self.medial_lateral_separation_mm
-        return {"side": self.side, "method": self.method,
-                "medial_lateral_separation_mm": None if sep is None else round(sep, 2)}
+        return {
+            "side": self.side,
+            "method": self.method,
+            "medial_lateral_separation_mm": None if sep is None else round(sep, 2),
+        }
 
 
 def centroid(labels: Volume, structure: str) -> np.ndarray | None:
@@ -66,7 +69,10 @@ def detect_laterality(labels: Volume) -> Laterality:
 
 def medial_lateral_midline(labels: Volume) -> float | None:
     """Patient x (mm) halfway between the medial and lateral compartments."""
-    for medial, lateral in ((L.MEDIAL_TIBIAL_CARTILAGE, L.LATERAL_TIBIAL_CARTILAGE), (L.MEDIAL_MENISCUS, L.LATERAL_MENISCUS)):
+    for medial, lateral in (
+        (L.MEDIAL_TIBIAL_CARTILAGE, L.LATERAL_TIBIAL_CARTILAGE),
+        (L.MEDIAL_MENISCUS, L.LATERAL_MENISCUS),
+    ):
         cm, cl = centroid(labels, medial), centroid(labels, lateral)
         if cm is not None and cl is not None:
             return float((cm[0] + cl[0]) / 2)
@@ -101,8 +107,9 @@ def femoral_subregions(labels: Volume, laterality: Laterality, config: AnalysisC
     else:
         lowest = a[s <= np.percentile(s, 2)].mean()
         a_notch = float(lowest + 0.25 * (a.max() - a_post))
-        warnings.append("No tibial cartilage: the femoral trochlea boundary was estimated from the "
-                        "femoral cartilage alone.")
+        warnings.append(
+            "No tibial cartilage: the femoral trochlea boundary was estimated from the femoral cartilage alone."
+        )
     a_wb_post = a_notch - config.weight_bearing_fraction * (a_notch - a_post)
     s_cut = s.min() + config.weight_bearing_height_fraction * (s.max() - s.min())
     midline = medial_lateral_midline(labels)
@@ -119,10 +126,16 @@ def femoral_subregions(labels: Volume, laterality: Laterality, config: AnalysisC
         L.FEMORAL_SUBREGIONS["femoral_trochlea"],
         np.where(
             weight_bearing,
-            np.where(medial, L.FEMORAL_SUBREGIONS["femoral_medial_weight_bearing"],
-                     L.FEMORAL_SUBREGIONS["femoral_lateral_weight_bearing"]),
-            np.where(medial, L.FEMORAL_SUBREGIONS["femoral_medial_posterior"],
-                     L.FEMORAL_SUBREGIONS["femoral_lateral_posterior"]),
+            np.where(
+                medial,
+                L.FEMORAL_SUBREGIONS["femoral_medial_weight_bearing"],
+                L.FEMORAL_SUBREGIONS["femoral_lateral_weight_bearing"],
+            ),
+            np.where(
+                medial,
+                L.FEMORAL_SUBREGIONS["femoral_medial_posterior"],
+                L.FEMORAL_SUBREGIONS["femoral_lateral_posterior"],
+            ),
         ),
     )
     out[fc] = ids.astype(np.uint8)
@@ -131,8 +144,11 @@ def femoral_subregions(labels: Volume, laterality: Laterality, config: AnalysisC
 
 def region_map(labels: Volume, femoral: np.ndarray) -> np.ndarray:
     """Cartilage region id per voxel (femoral 11-15, tibial 5/6, patellar 7; 0 elsewhere)."""
-    out = np.where(np.isin(labels.array, [L.REGION_IDS[r] for r in ("medial_tibial", "lateral_tibial", "patellar")]),
-                   labels.array, 0).astype(np.uint8)
+    out = np.where(
+        np.isin(labels.array, [L.REGION_IDS[r] for r in ("medial_tibial", "lateral_tibial", "patellar")]),
+        labels.array,
+        0,
+    ).astype(np.uint8)
     return np.where(femoral > 0, femoral, out)
 
 

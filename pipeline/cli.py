@@ -20,7 +20,7 @@ def _progress_bar():
 
     def report(fraction: float, message: str) -> None:
         bar.set_description(message[:40].ljust(40))
-        bar.update(max(0, int(round(fraction * 100)) - bar.n))
+        bar.update(max(0, round(fraction * 100) - bar.n))
         if fraction >= 1.0:
             bar.close()
 
@@ -32,7 +32,9 @@ def _summary(result, files: dict) -> str:
     for region, r in result.cartilage.items():
         t = r.thickness_mm
         if t is not None:
-            lines.append(f"  {region:32s} thickness {t.mean:5.2f} ± {t.std:4.2f} mm (median {t.median:4.2f}, n={t.n_vertices})")
+            lines.append(
+                f"  {region:32s} thickness {t.mean:5.2f} ± {t.std:4.2f} mm (median {t.median:4.2f}, n={t.n_vertices})"
+            )
         else:
             lines.append(f"  {region:32s} not measured")
     for warning in result.warnings:
@@ -52,8 +54,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             "No --labels given. Segmenting an MRI needs the segmentation engine, which this version does not "
             "include yet; analyse an existing segmentation with --labels SEG --label-scheme native|canonical|FILE."
         )
-    result = analyze_labels(args.labels, scheme=args.label_scheme, image=args.image,
-                            progress=None if args.quiet else _progress_bar())
+    result = analyze_labels(
+        args.labels, scheme=args.label_scheme, image=args.image, progress=None if args.quiet else _progress_bar()
+    )
     files = result.write(args.out, make_zip=not args.no_zip)
     print(_summary(result, files))
     return 0
@@ -69,8 +72,13 @@ def cmd_example(args: argparse.Namespace) -> int:
     image = render_mr(phantom.labels)
     write_volume(image, out / "input" / f"synthetic_{args.side}_knee.nrrd")
     write_volume(phantom.labels, out / "input" / f"synthetic_{args.side}_knee_labels.nrrd")
-    result = analyze_labels(phantom.labels, scheme="canonical", image=image, case_id=f"synthetic_{args.side}_knee",
-                            progress=None if args.quiet else _progress_bar())
+    result = analyze_labels(
+        phantom.labels,
+        scheme="canonical",
+        image=image,
+        case_id=f"synthetic_{args.side}_knee",
+        progress=None if args.quiet else _progress_bar(),
+    )
     files = result.write(out)
     print(_summary(result, files))
     print(f"Synthetic example (not real MRI); truth: {phantom.truth_thickness_mm} mm")
@@ -99,8 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = sub.add_parser("analyze", help="analyse a knee segmentation (and its MRI)")
     analyze.add_argument("image", nargs="?", help="the MRI (NIfTI, NRRD, MHA, DICOM folder or zip)")
     analyze.add_argument("--labels", help="existing segmentation (NIfTI, NRRD or MHA label map)")
-    analyze.add_argument("--label-scheme", default="native",
-                         help="'native' (published knee nnU-Net, default), 'canonical', or a JSON file")
+    analyze.add_argument(
+        "--label-scheme",
+        default="native",
+        help="'native' (published knee nnU-Net, default), 'canonical', or a JSON file",
+    )
     analyze.add_argument("--out", required=True, help="output folder")
     analyze.add_argument("--no-zip", action="store_true", help="skip the results zip")
     analyze.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -124,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return args.func(args)
     except KneePipelineError as exc:

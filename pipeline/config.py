@@ -37,5 +37,5 @@ class AnalysisConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def with_changes(self, **changes) -> "AnalysisConfig":
+    def with_changes(self, **changes) -> AnalysisConfig:
         return replace(self, **changes)

@@ -109,7 +109,10 @@ def read_single_series(folder: Path, *, name: str) -> Volume:
 def _echo_key(ds) -> tuple:
     echo_number = getattr(ds, "EchoNumbers", None)
     echo_time = getattr(ds, "EchoTime", None)
-    return (int(echo_number) if echo_number not in (None, "") else 0, float(echo_time) if echo_time not in (None, "") else 0.0)
+    return (
+        int(echo_number) if echo_number not in (None, "") else 0,
+        float(echo_time) if echo_time not in (None, "") else 0.0,
+    )
 
 
 def read_series(info: SeriesInfo, *, name: str) -> Volume:

@@ -87,8 +87,9 @@ def write_colorbar_png(path: Path, *, vmax_mm: float, label: str = "Cartilage th
 
     fig, ax = plt.subplots(figsize=(4.0, 0.6), dpi=150)
     fig.subplots_adjust(bottom=0.55, top=0.95, left=0.05, right=0.95)
-    fig.colorbar(cm.ScalarMappable(colors.Normalize(0, vmax_mm), "viridis"), cax=ax, orientation="horizontal",
-                 label=label)
+    fig.colorbar(
+        cm.ScalarMappable(colors.Normalize(0, vmax_mm), "viridis"), cax=ax, orientation="horizontal", label=label
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)

@@ -34,7 +34,7 @@ MAX_ZIP_RATIO = 200  # a higher compression ratio than this is treated as a zip 
 def file_stem(path: Path) -> str:
     """Name without the medical-image suffix ('knee.nii.gz' -> 'knee')."""
     name = Path(path).name
-    for suffix in VOLUME_SUFFIXES + (".zip", ".dcm"):
+    for suffix in (*VOLUME_SUFFIXES, ".zip", ".dcm"):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)] or "case"
     return name or "case"
@@ -89,8 +89,10 @@ def _read_with_sitk(path: Path) -> Volume:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
         raise InvalidInputError(f"{path.name}: not a readable {_kind(path)} file ({reason}). Is it complete?") from exc
     if image.GetNumberOfComponentsPerPixel() != 1:
-        raise InvalidInputError(f"{path.name}: has {image.GetNumberOfComponentsPerPixel()} components per voxel; "
-                                "expected a grey-scale MRI or a label map.")
+        raise InvalidInputError(
+            f"{path.name}: has {image.GetNumberOfComponentsPerPixel()} components per voxel; "
+            "expected a grey-scale MRI or a label map."
+        )
     if image.GetDimension() == 4:
         size = image.GetSize()
         if size[3] != 1:
@@ -115,11 +117,15 @@ def _kind(path: Path) -> str:
 def _check_3d(volume: Volume, name: str) -> None:
     small = [n for n in volume.size if n < MIN_SIZE]
     if len(small) > 1 or min(volume.size) < 2:
-        raise InvalidInputError(f"{name}: image size {volume.size} is too small for a 3-D knee MRI "
-                                f"(at least {MIN_SIZE} voxels along each axis).")
+        raise InvalidInputError(
+            f"{name}: image size {volume.size} is too small for a 3-D knee MRI "
+            f"(at least {MIN_SIZE} voxels along each axis)."
+        )
     if small:
-        raise InvalidInputError(f"{name}: only {min(volume.size)} slices (size {volume.size}); a 3-D knee MRI needs "
-                                f"at least {MIN_SIZE}. Is this a single slice or a localiser?")
+        raise InvalidInputError(
+            f"{name}: only {min(volume.size)} slices (size {volume.size}); a 3-D knee MRI needs "
+            f"at least {MIN_SIZE}. Is this a single slice or a localiser?"
+        )
 
 
 def _load_single_dicom(path: Path) -> Volume:
@@ -172,8 +178,11 @@ def _load_zip(path: Path) -> Volume:
                 _safe_extract(archive, workdir, name)
             except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
                 raise InvalidInputError(f"{name}: the zip is damaged ({exc}).") from exc
-        volumes = sorted(p for p in workdir.rglob("*") if p.is_file() and p.name.lower().endswith(VOLUME_SUFFIXES)
-                         and not p.name.startswith("._"))
+        volumes = sorted(
+            p
+            for p in workdir.rglob("*")
+            if p.is_file() and p.name.lower().endswith(VOLUME_SUFFIXES) and not p.name.startswith("._")
+        )
         has_dicom = any(dicom.is_dicom_file(p) for p in workdir.rglob("*") if p.is_file())
         if has_dicom:
             volume = dicom.read_single_series(workdir, name=name)
@@ -186,8 +195,9 @@ def _load_zip(path: Path) -> Volume:
             raise InvalidInputError(
                 f"{name}: no DICOM series or NIfTI/NRRD/MHA image found inside. Zip the folder of one DICOM series."
             )
-        return Volume(volume.array, volume.spacing, volume.origin, volume.direction,
-                      meta={**volume.meta, "archive": name})
+        return Volume(
+            volume.array, volume.spacing, volume.origin, volume.direction, meta={**volume.meta, "archive": name}
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -10,10 +10,10 @@ Reading one as the other "paints every bone as cartilage", so the scheme is alwa
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
 
 from .errors import LabelSchemeError
 
@@ -102,7 +102,10 @@ CARTILAGE_REGIONS: Mapping[str, tuple[int, ...]] = MappingProxyType(
 )
 #: Bone on which each reported region is measured.
 REGION_BONE: Mapping[str, str] = MappingProxyType(
-    {name: (FEMUR if name.startswith("femoral") else TIBIA if "tibial" in name else PATELLA) for name in CARTILAGE_REGIONS}
+    {
+        name: (FEMUR if name.startswith("femoral") else TIBIA if "tibial" in name else PATELLA)
+        for name in CARTILAGE_REGIONS
+    }
 )
 
 #: Display colours (RGB 0-255), shared by the slice overlay, the GLB and the legend.
@@ -191,7 +194,7 @@ def resolve_scheme(spec: str | Path | Mapping[str, int] | LabelScheme) -> LabelS
     if isinstance(values, dict) and "values" in values and isinstance(values["values"], dict):
         values = values["values"]
     if not isinstance(values, dict):
-        raise LabelSchemeError(f"Label scheme file {path.name} must hold a JSON object like {{\"femur\": 5, ...}}.")
+        raise LabelSchemeError(f'Label scheme file {path.name} must hold a JSON object like {{"femur": 5, ...}}.')
     return LabelScheme(path.stem, values)
 
 

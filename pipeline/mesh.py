@@ -26,9 +26,9 @@ class Surface:
 
     @property
     def n_points(self) -> int:
-        return int(len(self.points))
+        return len(self.points)
 
-    def with_point_data(self, **arrays: np.ndarray) -> "Surface":
+    def with_point_data(self, **arrays: np.ndarray) -> Surface:
         for key, values in arrays.items():
             if len(values) != self.n_points:
                 raise ValueError(f"{key}: {len(values)} values for {self.n_points} points")
@@ -110,6 +110,8 @@ def _clean(surface: Surface) -> Surface:
 
 def open_edge_count(surface: Surface) -> int:
     """Edges used by exactly one face (0 for a closed surface)."""
-    edges = np.sort(np.concatenate([surface.faces[:, [0, 1]], surface.faces[:, [1, 2]], surface.faces[:, [2, 0]]]), axis=1)
+    edges = np.sort(
+        np.concatenate([surface.faces[:, [0, 1]], surface.faces[:, [1, 2]], surface.faces[:, [2, 0]]]), axis=1
+    )
     _, counts = np.unique(edges, axis=0, return_counts=True)
     return int((counts == 1).sum())

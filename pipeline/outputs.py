@@ -27,7 +27,7 @@ def write_outputs(result, out_dir: Path, *, make_zip: bool = True) -> dict[str, 
     if layers:
         files["knee.glb"] = write_glb(layers, out_dir / "knee.glb")
     results = result.to_dict()
-    results["files"] = sorted(files) + ["results.json", "results.csv", "provenance.json"]
+    results["files"] = [*sorted(files), "results.json", "results.csv", "provenance.json"]
     files["results.json"] = _write_json(out_dir / "results.json", results)
     files["results.csv"] = _write_csv(out_dir / "results.csv", result.csv_row())
     files["provenance.json"] = _write_json(out_dir / "provenance.json", result.provenance)

@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import platform
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 
 from . import __version__
 
-PACKAGES = ("numpy", "scipy", "SimpleITK", "pydicom", "nibabel", "scikit-image", "pyvista", "vtk", "trimesh",
-            "fast-simplification", "torch", "nnunetv2", "huggingface_hub")
+PACKAGES = (
+    "numpy",
+    "scipy",
+    "SimpleITK",
+    "pydicom",
+    "nibabel",
+    "scikit-image",
+    "pyvista",
+    "vtk",
+    "trimesh",
+    "fast-simplification",
+    "torch",
+    "nnunetv2",
+    "huggingface_hub",
+)
 
 
 def package_versions() -> dict[str, str | None]:
@@ -26,7 +39,7 @@ def package_versions() -> dict[str, str | None]:
 def build_provenance(*, parameters: dict, inputs: dict, timings_s: dict, extra: dict | None = None) -> dict:
     return {
         "software": {"name": "KneeScope", "version": __version__},
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": package_versions(),

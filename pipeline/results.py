@@ -29,17 +29,27 @@ class ThicknessStats:
     n_vertices: int
 
     @classmethod
-    def from_values(cls, values: np.ndarray) -> "ThicknessStats | None":
+    def from_values(cls, values: np.ndarray) -> ThicknessStats | None:
         values = np.asarray(values, float)
         values = values[np.isfinite(values)]
         if values.size == 0:
             return None
-        return cls(float(values.mean()), float(np.median(values)), float(values.std()),
-                   float(np.percentile(values, 95)), int(values.size))
+        return cls(
+            float(values.mean()),
+            float(np.median(values)),
+            float(values.std()),
+            float(np.percentile(values, 95)),
+            int(values.size),
+        )
 
     def to_dict(self) -> dict:
-        return {"mean": round(self.mean, 4), "median": round(self.median, 4), "std": round(self.std, 4),
-                "p95": round(self.p95, 4), "n_vertices": self.n_vertices}
+        return {
+            "mean": round(self.mean, 4),
+            "median": round(self.median, 4),
+            "std": round(self.std, 4),
+            "p95": round(self.p95, 4),
+            "n_vertices": self.n_vertices,
+        }
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,12 @@ class Phantom:
     @property
     def truth_thickness_mm(self) -> dict[str, float]:
         s = self.spec
-        return {"femoral": s.femoral_mm, "medial_tibial": s.tibial_mm, "lateral_tibial": s.tibial_mm, "patellar": s.patellar_mm}
+        return {
+            "femoral": s.femoral_mm,
+            "medial_tibial": s.tibial_mm,
+            "lateral_tibial": s.tibial_mm,
+            "patellar": s.patellar_mm,
+        }
 
 
 def _geometry(spec: PhantomSpec) -> dict[str, float]:
@@ -217,7 +222,9 @@ def render_mr(labels: Volume, *, seed: int = 0, noise: float = 0.04, bias: float
     coords = [np.linspace(-1, 1, n, dtype=np.float32) for n in shape]
     kk, jj, ii = np.meshgrid(*coords, indexing="ij", sparse=True)
     phase = rng.uniform(0, np.pi, 3)
-    field_ = 1 + bias * (np.sin(1.3 * kk + phase[0]) * np.cos(1.1 * jj + phase[1]) + 0.5 * np.sin(0.9 * ii + phase[2])) / 1.5
+    field_ = (
+        1 + bias * (np.sin(1.3 * kk + phase[0]) * np.cos(1.1 * jj + phase[1]) + 0.5 * np.sin(0.9 * ii + phase[2])) / 1.5
+    )
     image = image * field_.astype(np.float32)
     sd = noise * 420.0
     real = image + rng.normal(0, sd, image.shape).astype(np.float32)

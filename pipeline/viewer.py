@@ -24,8 +24,15 @@ def build_plotter(result, *, off_screen: bool = False, show_cartilage: bool = Tr
             # NaN where no cartilage was measured, drawn in bone colour rather than as 0 mm
             measured = surface.point_data["region"] > 0
             mesh.point_data["thickness_mm"] = np.where(measured, surface.point_data["thickness_mm"], np.nan)
-            plotter.add_mesh(mesh, scalars="thickness_mm", cmap="viridis", clim=(0, vmax), nan_color="#e1d7c3",
-                             scalar_bar_args={"title": "Cartilage thickness (mm)"}, smooth_shading=True)
+            plotter.add_mesh(
+                mesh,
+                scalars="thickness_mm",
+                cmap="viridis",
+                clim=(0, vmax),
+                nan_color="#e1d7c3",
+                scalar_bar_args={"title": "Cartilage thickness (mm)"},
+                smooth_shading=True,
+            )
         elif (name in L.CARTILAGES and show_cartilage) or (name in L.MENISCI and show_menisci):
             plotter.add_mesh(mesh, color=[c / 255 for c in L.COLOURS[name]], opacity=0.35, smooth_shading=True)
     plotter.view_vector((0, -1, 0), viewup=(0, 0, 1))  # from the front (anterior), superior up

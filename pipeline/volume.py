@@ -81,7 +81,7 @@ class Volume:
             code += letters[dominant][0 if axis[dominant] > 0 else 1]
         return code
 
-    def same_grid(self, other: "Volume", *, tol_mm: float = 1e-3, tol_dir: float = 1e-4) -> list[str]:
+    def same_grid(self, other: Volume, *, tol_mm: float = 1e-3, tol_dir: float = 1e-4) -> list[str]:
         """Differences between the two voxel grids, empty when they match."""
         problems = []
         if self.size != other.size:
@@ -94,7 +94,7 @@ class Volume:
             problems.append(f"orientation {self.orientation} vs {other.orientation}")
         return problems
 
-    def with_array(self, array: np.ndarray, **meta) -> "Volume":
+    def with_array(self, array: np.ndarray, **meta) -> Volume:
         """Same geometry, new voxels."""
         if array.shape != self.array.shape:
             raise ValueError(f"shape {array.shape} does not match {self.array.shape}")
@@ -120,7 +120,7 @@ class Volume:
         return image
 
     @classmethod
-    def from_sitk(cls, image, **meta) -> "Volume":
+    def from_sitk(cls, image, **meta) -> Volume:
         import SimpleITK as sitk
 
         if image.GetDimension() != 3:

@@ -5,16 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pydicom
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 from pipeline.volume import Volume
 
 
-def write_series(volume: Volume, folder: Path, *, description: str = "SAG 3D DESS", series_number: int = 3,
-                 extension: str = ".dcm", echo_number: int | None = None, series_uid: str | None = None,
-                 echo_time_ms: float = 5.0, prefix: str = "IM") -> list[Path]:
+def write_series(
+    volume: Volume,
+    folder: Path,
+    *,
+    description: str = "SAG 3D DESS",
+    series_number: int = 3,
+    extension: str = ".dcm",
+    echo_number: int | None = None,
+    series_uid: str | None = None,
+    echo_time_ms: float = 5.0,
+    prefix: str = "IM",
+) -> list[Path]:
     """One 16-bit MR slice per k index, with the volume's geometry; returns the file paths."""
     folder.mkdir(parents=True, exist_ok=True)
     series_uid = series_uid or generate_uid()

@@ -27,9 +27,21 @@ def written(right_result, tmp_path_factory):
 
 def test_all_files_written(written):
     out, files = written
-    expected = ["results.json", "results.csv", "provenance.json", "labels.nii.gz", "labels.nrrd",
-                "subregions.nii.gz", "label_table.json", "knee.glb", "meshes/femur.vtk", "meshes/tibia.vtk",
-                "meshes/patella.vtk", "meshes/femoral_cartilage.vtk", "meshes/medial_meniscus.vtk"]
+    expected = [
+        "results.json",
+        "results.csv",
+        "provenance.json",
+        "labels.nii.gz",
+        "labels.nrrd",
+        "subregions.nii.gz",
+        "label_table.json",
+        "knee.glb",
+        "meshes/femur.vtk",
+        "meshes/tibia.vtk",
+        "meshes/patella.vtk",
+        "meshes/femoral_cartilage.vtk",
+        "meshes/medial_meniscus.vtk",
+    ]
     for name in expected:
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     with zipfile.ZipFile(files["zip"]) as archive:
@@ -115,8 +127,10 @@ def test_femoral_subregions_follow_anatomy():
         sub = result.subregions
         centre = np.array(phantom(side=side).spec.centre_lps)
         medial_sign = 1 if side == "right" else -1
-        def points(rid):
+
+        def points(rid, sub=sub, centre=centre):
             return sub.voxel_points(sub.array == rid) - centre
+
         assert (points(11)[:, 1] < -10).all()  # trochlea: anterior (LPS y negative)
         assert np.median(points(12)[:, 0]) * medial_sign > 10  # medial WB on the medial side
         assert np.median(points(13)[:, 0]) * medial_sign < -10
@@ -170,8 +184,9 @@ def test_load_label_map_returns_canonical(tmp_path):
 
 
 def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
 
 
 def test_cli_analyze_with_image(tmp_path):
@@ -180,8 +195,9 @@ def test_cli_analyze_with_image(tmp_path):
     labels = phantom(side="left").labels
     seg = write_volume(labels, tmp_path / "knee_seg.nrrd")
     image = write_volume(render_mr(labels), tmp_path / "knee.nii.gz")
-    proc = _cli("analyze", str(image), "--labels", str(seg), "--label-scheme", "canonical", "--out",
-                str(tmp_path / "out"), "-q")
+    proc = _cli(
+        "analyze", str(image), "--labels", str(seg), "--label-scheme", "canonical", "--out", str(tmp_path / "out"), "-q"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "left knee" in proc.stdout
     data = json.loads((tmp_path / "out" / "results.json").read_text())

@@ -19,8 +19,7 @@ from .dicom_fixtures import write_enhanced_multiframe, write_series
 def small_image() -> Volume:
     rng = np.random.default_rng(1)
     direction = np.array([[0.0, 0.0, -1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])  # sagittal, "PIR"
-    return Volume(rng.integers(0, 1000, (12, 20, 16)).astype(np.int16), (0.4, 0.5, 0.7), (10.0, -20.0, 30.0),
-                  direction)
+    return Volume(rng.integers(0, 1000, (12, 20, 16)).astype(np.int16), (0.4, 0.5, 0.7), (10.0, -20.0, 30.0), direction)
 
 
 def _same_geometry(a: Volume, b: Volume) -> bool:
@@ -189,7 +188,8 @@ def test_image_and_labels_on_different_grids(tmp_path, right_knee):
     from pipeline.analysis import analyze_labels
 
     labels = right_knee.labels
-    shifted = Volume(labels.array.astype(np.float32), labels.spacing, np.add(labels.origin, (1.5, 0, 0)),
-                     labels.direction)
+    shifted = Volume(
+        labels.array.astype(np.float32), labels.spacing, np.add(labels.origin, (1.5, 0, 0)), labels.direction
+    )
     with pytest.raises(GeometryMismatchError, match="origin"):
         analyze_labels(labels, image=shifted)
