@@ -23,6 +23,7 @@ from .labels import LabelScheme
 from .mesh import Surface, surface_from_mask
 from .provenance import build_provenance
 from .results import KneeAnalysis, RegionResult, ThicknessStats
+from .t2_stage import run_t2_stage
 from .thickness import ThicknessMap, measure_thickness
 from .volume import Volume
 
@@ -60,6 +61,7 @@ def analyze_labels(
     case_id: str | None = None,
     progress: ProgressFn | None = None,
     extra_provenance: dict | None = None,
+    t2: bool | None = None,
 ) -> KneeAnalysis:
     """Analyse a knee segmentation: structures, QC, knee side, femoral subregions, meshes, thickness.
 
@@ -71,6 +73,8 @@ def analyze_labels(
         case_id: name used for output files; defaults to the label (or image) file stem.
         progress: optional callback(fraction in [0, 1], message).
         extra_provenance: merged into the provenance record (e.g. segmentation model details).
+        t2: qDESS T2 mapping: None = when the image is a qDESS DICOM series, True = requested (a warning says
+            why when it cannot run), False = skip.
     """
     config = config or AnalysisConfig()
     stages = _Stages(progress)
@@ -121,6 +125,11 @@ def analyze_labels(
         cartilage = summarise_regions(thickness_maps, regions, canonical)
         warnings.extend(_region_warnings(cartilage, stats))
 
+    with stages.stage("t2", 0.9, "T2 mapping"):
+        t2_outcome = run_t2_stage(image if isinstance(image, (str, Path)) else None, canonical, regions, requested=t2)
+        if t2_outcome.warning:
+            warnings.append(t2_outcome.warning)
+
     stages.report(1.0, "Analysis complete")
     inputs = {
         "labels": _describe(canonical, loaded.scheme),
@@ -145,6 +154,9 @@ def analyze_labels(
         config=config,
         provenance=provenance,
         image=image_volume,
+        t2=t2_outcome.section,
+        t2_map=t2_outcome.t2map,
+        depth_labels=t2_outcome.depth_labels,
     )
 
 

@@ -21,6 +21,9 @@ def write_outputs(result, out_dir: Path, *, make_zip: bool = True) -> dict[str, 
     files["labels.nrrd"] = write_volume(result.labels, out_dir / "labels.nrrd")
     files["subregions.nii.gz"] = write_volume(result.subregions, out_dir / "subregions.nii.gz")
     files["label_table.json"] = _write_json(out_dir / "label_table.json", L.label_table())
+    if result.t2_map is not None:
+        files["t2map.nii.gz"] = write_volume(result.t2_map, out_dir / "t2map.nii.gz")
+        files["depth_labels.nrrd"] = write_volume(result.depth_labels, out_dir / "depth_labels.nrrd")
     for name, surface in result.surfaces.items():
         files[f"meshes/{name}.vtk"] = write_vtk(surface, out_dir / "meshes" / f"{name}.vtk")
     layers = knee_glb_layers(result.surfaces, vmax_mm=result.config.thickness_colour_max_mm)

@@ -86,6 +86,8 @@ class KneeAnalysis:
     image: Volume | None = None
     t2: dict = field(default_factory=dict)
     shape_model: dict = field(default_factory=dict)
+    t2_map: Volume | None = None
+    depth_labels: Volume | None = None
 
     def thickness(self, region: str) -> float | None:
         """Mean thickness (mm) of a region, e.g. ``result.thickness("medial_tibial")``."""
@@ -119,6 +121,15 @@ class KneeAnalysis:
                 row[f"{region}_thickness_{stat}_mm"] = _cell(None if t is None else getattr(t, stat))
             row[f"{region}_thickness_n_vertices"] = 0 if t is None else t.n_vertices
             row[f"{region}_volume_mm3"] = _cell(r.volume_mm3)
+        t2_regions = self.t2.get("regions", {}) if self.t2.get("computed") else {}
+        row["t2_method"] = self.t2.get("method", "") if t2_regions else ""
+        for region in L.CARTILAGE_REGIONS:
+            stats = t2_regions.get(region, {})
+            for stat in ("mean", "median", "std"):
+                row[f"{region}_t2_{stat}_ms"] = _cell(stats.get(stat))
+            row[f"{region}_t2_n_voxels"] = stats.get("n_voxels", 0) if stats else 0
+            for layer in ("deep", "superficial"):
+                row[f"{region}_{layer}_t2_mean_ms"] = _cell(stats.get(layer, {}).get("mean"))
         row["n_qc_warnings"] = len(self.warnings)
         return row
 
