@@ -60,7 +60,7 @@ def test_results_json_schema(written):
     femoral = data["cartilage"]["femoral"]
     assert set(femoral["thickness_mm"]) == {"mean", "median", "std", "p95", "n_vertices"}
     assert femoral["volume_mm3"] > 0
-    assert data["t2"] == {} and data["shape_model"] == {}
+    assert data["t2"]["computed"] is False and "only a label map" in data["t2"]["reason"]
     assert data["input"]["labels"]["orientation"] == "PIR"
     assert data["input"]["labels"]["spacing_mm"] == [0.36, 0.36, 0.7]
     assert isinstance(data["qc"]["warnings"], list)
