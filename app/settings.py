@@ -1,0 +1,75 @@
+"""App settings from command-line flags and KNEESCOPE_* environment variables, in one frozen object."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    host: str = "127.0.0.1"
+    port: int = 7860
+    root_path: str = ""
+    share: bool = False
+    max_upload_mb: int = 1024
+    auth: tuple[str, str] | None = field(default=None, repr=False)  # never logged
+    workdir: Path = Path(tempfile.gettempdir()) / "kneescope"
+    retention_hours: float = 24.0
+    max_queue: int = 8
+    max_disk_gb: float = 20.0
+    model_dir: Path | None = None
+
+    @classmethod
+    def from_args(cls, argv: list[str] | None = None) -> AppSettings:
+        env = os.environ.get
+        parser = argparse.ArgumentParser(description="KneeScope web app")
+        parser.add_argument(
+            "--host",
+            default=env("KNEESCOPE_HOST", "127.0.0.1"),
+            help="bind address (0.0.0.0 to serve the network directly; 127.0.0.1 behind Caddy)",
+        )
+        parser.add_argument("--port", type=int, default=int(env("KNEESCOPE_PORT", "7860")))
+        parser.add_argument(
+            "--root-path",
+            default=env("KNEESCOPE_ROOT_PATH", ""),
+            help="sub-path when served behind a reverse proxy, e.g. /knee",
+        )
+        parser.add_argument(
+            "--share",
+            action="store_true",
+            default=env("KNEESCOPE_SHARE", "") == "1",
+            help="also make a public Gradio share link (needs internet)",
+        )
+        parser.add_argument("--max-upload-mb", type=int, default=int(env("KNEESCOPE_MAX_UPLOAD_MB", "1024")))
+        parser.add_argument("--auth", default=env("KNEESCOPE_AUTH"), help="USER:PASSWORD for a login page")
+        parser.add_argument("--workdir", default=env("KNEESCOPE_WORKDIR", str(cls.workdir)))
+        parser.add_argument("--retention-hours", type=float, default=float(env("KNEESCOPE_RETENTION_HOURS", "24")))
+        parser.add_argument("--max-queue", type=int, default=int(env("KNEESCOPE_MAX_QUEUE", "8")))
+        parser.add_argument(
+            "--model-dir",
+            default=env("KNEESCOPE_MODEL_DIR"),
+            help="local folder with the published nnU-Net layout (air-gapped hosts)",
+        )
+        args = parser.parse_args(argv)
+        auth = None
+        if args.auth:
+            user, sep, password = args.auth.partition(":")
+            if not sep or not user or not password:
+                parser.error("--auth must be USER:PASSWORD")
+            auth = (user, password)
+        return cls(
+            host=args.host,
+            port=args.port,
+            root_path=args.root_path.rstrip("/"),
+            share=args.share,
+            max_upload_mb=args.max_upload_mb,
+            auth=auth,
+            workdir=Path(args.workdir),
+            retention_hours=args.retention_hours,
+            max_queue=args.max_queue,
+            model_dir=Path(args.model_dir) if args.model_dir else None,
+        )

@@ -1,0 +1,180 @@
+"""Pictures and tables for the page: slice overlays in three planes, the colour legend, metric tables.
+
+Slices are shown in radiological convention from an LPS-oriented copy of the volumes: axial seen from the feet
+(patient right on the left of the screen, anterior up), coronal seen from the front, sagittal with anterior on the
+left; superior is up in both. Pixels are stretched to physical aspect, so anisotropic voxels look right.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline import labels as L
+from pipeline.volume import Volume
+
+PLANES = ("axial", "coronal", "sagittal")
+DISPLAY_MM_PER_PIXEL = 0.35
+
+
+@dataclass(frozen=True)
+class SliceStack:
+    """Image, labels and optional T2 map on one LPS-oriented grid (array [S, P, L]), ready for slicing."""
+
+    image: np.ndarray | None  # float32, windowed to [0, 1]
+    labels: np.ndarray | None  # uint8 canonical (or subregion) labels
+    t2: np.ndarray | None  # float32 ms, 0 where invalid
+    spacing_spl: tuple[float, float, float]  # mm along S, P, L array axes
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        ref = next(a for a in (self.image, self.labels, self.t2) if a is not None)
+        return ref.shape
+
+    def n_slices(self, plane: str) -> int:
+        return self.shape[{"axial": 0, "coronal": 1, "sagittal": 2}[plane]]
+
+
+def to_lps_array(volume: Volume) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """Axis-permuted/flipped copy with index axes i->L, j->P, k->S; returns array [S, P, L] and its spacing."""
+    import SimpleITK as sitk
+
+    oriented = sitk.DICOMOrient(volume.to_sitk(), "LPS")
+    spacing = oriented.GetSpacing()
+    return sitk.GetArrayFromImage(oriented), (spacing[2], spacing[1], spacing[0])
+
+
+def window(image: np.ndarray) -> np.ndarray:
+    lo, hi = np.percentile(image[:: max(1, image.size // 2_000_000 + 1)], [1.0, 99.5]) if image.size else (0, 1)
+    return np.clip((image.astype(np.float32) - lo) / max(hi - lo, 1e-6), 0, 1)
+
+
+def build_stack(image: Volume | None, labels: Volume | None, t2map: Volume | None = None) -> SliceStack:
+    arrays, spacing = {}, None
+    for key, volume in (("image", image), ("labels", labels), ("t2", t2map)):
+        if volume is not None:
+            arrays[key], spacing = to_lps_array(volume)
+    if "image" in arrays:
+        arrays["image"] = window(arrays["image"])
+    return SliceStack(arrays.get("image"), arrays.get("labels"), arrays.get("t2"), spacing or (1.0, 1.0, 1.0))
+
+
+def _take(array: np.ndarray, plane: str, index: int) -> np.ndarray:
+    """2-D slice with screen rows top->bottom and columns left->right (see module docstring)."""
+    if plane == "axial":
+        return array[index]  # rows anterior->posterior, columns right->left
+    if plane == "coronal":
+        return array[::-1, index, :]  # rows superior->inferior, columns right->left
+    return array[::-1, :, index]  # sagittal: rows superior->inferior, columns anterior->posterior
+
+
+def _pixel_mm(stack: SliceStack, plane: str) -> tuple[float, float]:
+    s, p, l_ = stack.spacing_spl
+    return {"axial": (p, l_), "coronal": (s, l_), "sagittal": (s, p)}[plane]
+
+
+def label_lut(alpha: float) -> np.ndarray:
+    """RGBA (0-1) per label value: structure colours, femoral subregions in shades of the cartilage colour."""
+    lut = np.zeros((256, 4), dtype=np.float32)
+    for name, value in L.CANONICAL.items():
+        lut[value, :3] = np.array(L.COLOURS[name]) / 255
+        lut[value, 3] = alpha
+    for i, value in enumerate(L.FEMORAL_SUBREGIONS.values()):
+        lut[value, :3] = np.array([(70 + 40 * i) % 256, 150 + 20 * (i % 3), 230 - 25 * i]) / 255
+        lut[value, 3] = alpha
+    return lut
+
+
+def render_slice(
+    stack: SliceStack, plane: str, index: int, *, opacity: float = 0.5, overlay: str = "labels", t2_max_ms: float = 80.0
+) -> np.ndarray:
+    """RGB uint8 picture of one slice, stretched to physical aspect."""
+    from matplotlib import colormaps
+    from PIL import Image
+
+    index = int(np.clip(index, 0, stack.n_slices(plane) - 1))
+    base = _take(stack.image, plane, index) if stack.image is not None else None
+    shape = (
+        base if base is not None else _take(stack.labels if stack.labels is not None else stack.t2, plane, index)
+    ).shape
+    rgb = np.repeat((base if base is not None else np.zeros(shape, np.float32))[..., None], 3, axis=2)
+    if overlay == "t2" and stack.t2 is not None:
+        t2 = _take(stack.t2, plane, index)
+        colours = colormaps["magma"](np.clip(t2 / t2_max_ms, 0, 1))
+        alpha = (t2 > 0) * opacity
+        rgb = rgb * (1 - alpha[..., None]) + colours[..., :3] * alpha[..., None]
+    elif stack.labels is not None and opacity > 0:
+        rgba = label_lut(opacity)[_take(stack.labels, plane, index)]
+        rgb = rgb * (1 - rgba[..., 3:]) + rgba[..., :3] * rgba[..., 3:]
+    picture = Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+    row_mm, col_mm = _pixel_mm(stack, plane)
+    size = (
+        max(1, round(shape[1] * col_mm / DISPLAY_MM_PER_PIXEL)),
+        max(1, round(shape[0] * row_mm / DISPLAY_MM_PER_PIXEL)),
+    )
+    return np.asarray(picture.resize(size, Image.Resampling.BILINEAR))
+
+
+def legend_html(present: set[str] | None = None) -> str:
+    items = []
+    for name in L.STRUCTURES:
+        if present is not None and name not in present:
+            continue
+        r, g, b = L.COLOURS[name]
+        items.append(
+            f'<span style="display:inline-block;margin:2px 10px 2px 0"><span style="display:inline-block;width:12px;'
+            f'height:12px;background:rgb({r},{g},{b});margin-right:4px;vertical-align:middle"></span>'
+            f"{L.structure_display_name(name)}</span>"
+        )
+    return '<div id="legend">' + "".join(items) + "</div>"
+
+
+def thickness_table(result) -> list[list]:
+    rows = []
+    for region, r in result.cartilage.items():
+        t = r.thickness_mm
+        cells = (
+            [round(t.mean, 2), round(t.median, 2), round(t.std, 2), round(t.p95, 2), t.n_vertices] if t else [None] * 5
+        )
+        rows.append([region.replace("_", " "), *cells, None if r.volume_mm3 is None else round(r.volume_mm3)])
+    return rows
+
+
+THICKNESS_HEADERS = ["region", "mean mm", "median mm", "std mm", "p95 mm", "vertices", "volume mm³"]
+
+
+def structure_table(result) -> list[list]:
+    return [
+        [
+            L.structure_display_name(name),
+            "yes" if s.present else "no",
+            None if s.volume_mm3 is None else round(s.volume_mm3),
+            s.n_components,
+        ]
+        for name, s in result.structures.items()
+    ]
+
+
+STRUCTURE_HEADERS = ["structure", "present", "volume mm³", "pieces"]
+
+
+def t2_table(result) -> list[list]:
+    regions = result.t2.get("regions", {}) if result.t2.get("computed") else {}
+    rows = []
+    for region, stats in regions.items():
+        rows.append(
+            [
+                region.replace("_", " "),
+                stats.get("mean"),
+                stats.get("median"),
+                stats.get("std"),
+                stats.get("n_voxels"),
+                stats.get("deep", {}).get("mean"),
+                stats.get("superficial", {}).get("mean"),
+            ]
+        )
+    return rows
+
+
+T2_HEADERS = ["region", "mean ms", "median ms", "std ms", "voxels", "deep mean ms", "superficial mean ms"]
