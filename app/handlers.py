@@ -108,6 +108,8 @@ def run_analysis(
     opacity: float,
     session: str | None,
     progress: gr.Progress,
+    *,
+    uploaded: bool = True,
 ) -> Iterator[tuple]:
     """The main job: load, segment (or take the given labels), analyse, write; yields results as they appear."""
     from pipeline.analysis import analyze_labels
@@ -117,7 +119,7 @@ def run_analysis(
         raise gr.Error("Upload a knee MRI (or a label map), or click 'Run the example'.")
     job = services.store.create(session)
     try:
-        for path in (image_path, labels_path):
+        for path in (image_path, labels_path) if uploaded else ():
             _check_size(path, services.max_upload_mb)
         progress(0.02, desc="Loading")
         image = load_image(image_path) if image_path else None
@@ -161,7 +163,8 @@ def run_analysis(
         files = result.write(job.folder / "results")
         stack = views.build_stack(image, labels, result.t2_map)
         services.store.remember(job, result=result, stack=stack)
-        yield outputs(status=_done_message(result), job_token=job.token, **_result_outputs(job, result, files))
+        yield outputs(status=_done_message(result), job_token=job.token, **_result_outputs(job, result, files),
+                      **_slices(stack, opacity, "labels", reset=False))
     except JobCancelled:
         raise gr.Error("Cancelled: the job was stopped at your request.") from None
     except KneePipelineError as exc:

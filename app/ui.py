@@ -171,6 +171,7 @@ def build_demo(services: Services, settings: AppSettings) -> gr.Blocks:
                 opacity,
                 request.session_hash if request else None,
                 progress,
+                uploaded=False,
             )
 
         run_event = run.click(
