@@ -35,7 +35,6 @@ OUTPUT_NAMES = (
     "axial_slider",
     "coronal_slider",
     "sagittal_slider",
-    "model3d",
     "colorbar",
     "thickness_table",
     "structure_table",
@@ -163,8 +162,12 @@ def run_analysis(
         files = result.write(job.folder / "results")
         stack = views.build_stack(image, labels, result.t2_map)
         services.store.remember(job, result=result, stack=stack)
-        yield outputs(status=_done_message(result), job_token=job.token, **_result_outputs(job, result, files),
-                      **_slices(stack, opacity, "labels", reset=False))
+        yield outputs(
+            status=_done_message(result),
+            job_token=job.token,
+            **_result_outputs(job, result, files),
+            **_slices(stack, opacity, "labels", reset=False),
+        )
     except JobCancelled:
         raise gr.Error("Cancelled: the job was stopped at your request.") from None
     except KneePipelineError as exc:
@@ -210,12 +213,10 @@ def _done_message(result) -> str:
 
 
 def _result_outputs(job: Job, result, files: dict) -> dict:
-    glb = _glb(job, result, (LAYER_CARTILAGE, LAYER_MENISCI))
     colorbar = write_colorbar_png(job.folder / "colorbar.png", vmax_mm=result.config.thickness_colour_max_mm)
     download_names = ("zip", "results.json", "results.csv", "knee.glb", "labels.nii.gz", "t2map.nii.gz")
     warnings = "\n".join(f"- {w}" for w in result.warnings) or "No QC warnings."
     return {
-        "model3d": str(glb),
         "colorbar": str(colorbar),
         "thickness_table": views.thickness_table(result),
         "structure_table": views.structure_table(result),
@@ -240,6 +241,15 @@ def _glb(job: Job, result, layers: tuple[str, ...]) -> Path:
             path,
         )
     return path
+
+
+def show_3d(services: Services, token: str | None, layers: list[str]):
+    """The GLB for Model3D, as a separate (non-generator) event: Gradio 6.31's Model3D draws nothing when its value
+    comes from a generator."""
+    job = services.store.get(token)
+    if job is None or job.result is None:
+        return None
+    return str(_glb(job, job.result, tuple(layers)))
 
 
 def update_layers(services: Services, token: str | None, layers: list[str]):

@@ -79,34 +79,35 @@ def build_demo(services: Services, settings: AppSettings) -> gr.Blocks:
                     cancel = gr.Button("Cancel", variant="stop", elem_id="cancel-btn")
                 status = gr.Markdown("Upload an image to start.", elem_id="status")
             with gr.Column(scale=2):
-                with gr.Tab("Slices"):
-                    with gr.Row():
-                        axial = gr.Image(label="Axial", type="numpy", format="png", elem_id="slice-axial", height=300)
-                        coronal = gr.Image(
-                            label="Coronal", type="numpy", format="png", elem_id="slice-coronal", height=300
-                        )
-                        sagittal = gr.Image(
-                            label="Sagittal", type="numpy", format="png", elem_id="slice-sagittal", height=300
-                        )
-                    with gr.Row():
-                        axial_slider = gr.Slider(0, 1000, value=0, step=1, label="Axial slice")
-                        coronal_slider = gr.Slider(0, 1000, value=0, step=1, label="Coronal slice")
-                        sagittal_slider = gr.Slider(0, 1000, value=0, step=1, label="Sagittal slice")
-                    with gr.Row():
-                        opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Overlay opacity")
-                        overlay = gr.Radio(["Labels", "T2"], value="Labels", label="Overlay")
-                    legend = gr.HTML(views.legend_html())
-                with gr.Tab("3D"):
-                    model3d = gr.Model3D(
-                        label="Bones coloured by cartilage thickness",
-                        elem_id="model3d",
-                        clear_color=(1.0, 1.0, 1.0, 1.0),
-                        height=480,
+                # Model3D must stay visible: it draws nothing when its value arrives inside a hidden tab.
+                with gr.Row():
+                    axial = gr.Image(label="Axial", type="numpy", format="png", elem_id="slice-axial", height=300)
+                    coronal = gr.Image(label="Coronal", type="numpy", format="png", elem_id="slice-coronal", height=300)
+                    sagittal = gr.Image(
+                        label="Sagittal", type="numpy", format="png", elem_id="slice-sagittal", height=300
                     )
-                    colorbar = gr.Image(label="Thickness (mm)", type="filepath", height=90, show_label=False)
-                    layers = gr.CheckboxGroup(
-                        [LAYER_CARTILAGE, LAYER_MENISCI], value=[LAYER_CARTILAGE, LAYER_MENISCI], label="Show"
-                    )
+                with gr.Row():
+                    axial_slider = gr.Slider(0, 1000, value=0, step=1, label="Axial slice")
+                    coronal_slider = gr.Slider(0, 1000, value=0, step=1, label="Coronal slice")
+                    sagittal_slider = gr.Slider(0, 1000, value=0, step=1, label="Sagittal slice")
+                with gr.Row():
+                    opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Overlay opacity")
+                    overlay = gr.Radio(["Labels", "T2"], value="Labels", label="Overlay")
+                legend = gr.HTML(views.legend_html())
+                with gr.Row():
+                    with gr.Column(scale=3):
+                        model3d = gr.Model3D(
+                            label="Bones coloured by cartilage thickness",
+                            elem_id="model3d",
+                            clear_color=(1.0, 1.0, 1.0, 1.0),
+                            height=460,
+                        )
+                    with gr.Column(scale=1):
+                        colorbar = gr.Image(label="Thickness (mm)", type="filepath", height=90, show_label=False)
+                        layers = gr.CheckboxGroup(
+                            [LAYER_CARTILAGE, LAYER_MENISCI], value=[LAYER_MENISCI], label="Show"
+                        )
+                        warnings = gr.Markdown(elem_id="qc-warnings")
                 with gr.Tab("Metrics"):
                     thickness_table = gr.Dataframe(
                         headers=views.THICKNESS_HEADERS,
@@ -118,7 +119,6 @@ def build_demo(services: Services, settings: AppSettings) -> gr.Blocks:
                         headers=views.STRUCTURE_HEADERS, label="Structures", interactive=False
                     )
                     t2_table = gr.Dataframe(headers=views.T2_HEADERS, label="T2 (qDESS)", interactive=False)
-                    warnings = gr.Markdown(elem_id="qc-warnings")
                 with gr.Tab("Downloads"):
                     downloads = gr.File(label="Results", file_count="multiple", interactive=False, elem_id="downloads")
 
@@ -131,7 +131,6 @@ def build_demo(services: Services, settings: AppSettings) -> gr.Blocks:
             "axial_slider": axial_slider,
             "coronal_slider": coronal_slider,
             "sagittal_slider": sagittal_slider,
-            "model3d": model3d,
             "colorbar": colorbar,
             "thickness_table": thickness_table,
             "structure_table": structure_table,
@@ -190,6 +189,16 @@ def build_demo(services: Services, settings: AppSettings) -> gr.Blocks:
             concurrency_id="gpu",
             concurrency_limit=1,
         )
+
+        for event in (run_event, example_event):
+            event.success(
+                partial(handlers.show_3d, services),
+                [job_token, layers],
+                model3d,
+                api_name=False,
+                concurrency_limit=None,
+                show_progress="hidden",
+            )
 
         def cancel_job(request: gr.Request):
             return handlers.cancel(services, request.session_hash if request else None)
