@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run example test lint bench clean
+.PHONY: setup browser run example test lint bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,10 +18,16 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 setup: $(STAMP)
 
+# Debian's Chromium drives the browser tests (Playwright uses it directly; no browser download).
+browser:
+	@command -v chromium >/dev/null || { if [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Chromium missing (sudo apt-get install chromium); the browser test will be skipped"; fi; }
+
 run: $(STAMP)
 	$(PY) -m pipeline example --out out/example
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest
 
 lint: $(STAMP)

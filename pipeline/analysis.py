@@ -23,6 +23,7 @@ from .labels import LabelScheme
 from .mesh import Surface, surface_from_mask
 from .provenance import build_provenance
 from .results import KneeAnalysis, RegionResult, ThicknessStats
+from .shape_stage import ShapeOptions, run_shape_stage
 from .t2_stage import run_t2_stage
 from .thickness import ThicknessMap, measure_thickness
 from .volume import Volume
@@ -62,6 +63,7 @@ def analyze_labels(
     progress: ProgressFn | None = None,
     extra_provenance: dict | None = None,
     t2: bool | None = None,
+    shape_model: ShapeOptions | None = None,
 ) -> KneeAnalysis:
     """Analyse a knee segmentation: structures, QC, knee side, femoral subregions, meshes, thickness.
 
@@ -75,6 +77,7 @@ def analyze_labels(
         extra_provenance: merged into the provenance record (e.g. segmentation model details).
         t2: qDESS T2 mapping: None = when the image is a qDESS DICOM series, True = requested (a warning says
             why when it cannot run), False = skip.
+        shape_model: run the neural shape model and BScore with these options (None = not requested).
     """
     config = config or AnalysisConfig()
     stages = _Stages(progress)
@@ -130,6 +133,13 @@ def analyze_labels(
         if t2_outcome.warning:
             warnings.append(t2_outcome.warning)
 
+    with stages.stage("shape_model", 0.93, "Shape model fit"):
+        shape = run_shape_stage(surfaces, laterality.side, shape_model)
+        if shape.warning:
+            warnings.append(shape.warning)
+        for surface in shape.surfaces:
+            surfaces[surface.name] = surface
+
     stages.report(1.0, "Analysis complete")
     inputs = {
         "labels": _describe(canonical, loaded.scheme),
@@ -157,6 +167,8 @@ def analyze_labels(
         t2=t2_outcome.section,
         t2_map=t2_outcome.t2map,
         depth_labels=t2_outcome.depth_labels,
+        shape_model=shape.section,
+        shape_fit=shape.fit,
     )
 
 

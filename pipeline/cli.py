@@ -1,4 +1,4 @@
-"""Command line: ``python -m pipeline analyze|example|synth``.
+"""Command line: ``python -m pipeline analyze|weights|example|synth``.
 
 Errors the pipeline raises on purpose are printed as one line (exit code 2), never as a traceback.
 """
@@ -47,18 +47,58 @@ def _summary(result, files: dict) -> str:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from .analysis import analyze_labels
-
+    progress = None if args.quiet else _progress_bar()
     if args.labels is None:
-        raise KneePipelineError(
-            "No --labels given. Segmenting an MRI needs the segmentation engine, which this version does not "
-            "include yet; analyse an existing segmentation with --labels SEG --label-scheme native|canonical|FILE."
-        )
-    result = analyze_labels(
-        args.labels, scheme=args.label_scheme, image=args.image, progress=None if args.quiet else _progress_bar()
-    )
+        result = _segment_and_analyze(args, progress)
+    else:
+        from .analysis import analyze_labels
+
+        result = analyze_labels(args.labels, scheme=args.label_scheme, image=args.image, progress=progress)
     files = result.write(args.out, make_zip=not args.no_zip)
     print(_summary(result, files))
+    return 0
+
+
+def _segment_and_analyze(args: argparse.Namespace, progress):
+    """MRI -> segmentation -> analysis with the engine; the demo model stands in (with a notice) when needed."""
+    from .engine import Engine
+
+    if args.image is None:
+        raise KneePipelineError("Give the MRI to segment (python -m pipeline analyze MRI --out OUT/), or --labels.")
+    engine = Engine.load(
+        args.model,
+        model_dir=args.model_dir,
+        device=args.device,
+        mirroring=args.mirroring,
+        tile_step_size=args.tile_step,
+        fallback_to_demo=args.model != "demo" and args.model_dir is None,
+    )
+    if engine.notice:
+        print(f"NOTICE: {engine.notice}", file=sys.stderr)
+    elif engine.is_demo:
+        print("NOTICE: using the DEMO model (synthetic knees only; meaningless on real MRI).", file=sys.stderr)
+    return engine.analyze(args.image, progress=progress, mirroring=args.mirroring)
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    from . import weights
+
+    manifest = weights.load_manifest()
+    names = args.models or [n for n, e in manifest.items() if args.action == "list" or e.kind == "nnunet"]
+    for name in names:
+        entry = weights.get_entry(name, manifest)
+        if args.action == "list":
+            pinned = "" if entry.pinned else "  [revision not pinned]"
+            gated = "  [gated: needs HF_TOKEN]" if entry.gated else ""
+            print(f"{name:10s} {weights.model_status(entry):15s} {entry.title}{pinned}{gated}")
+            continue
+        resolved = weights.resolve_model(entry, model_dir=args.model_dir, download=args.action == "download")
+        info = resolved.describe()
+        print(f"{name}: OK ({resolved.origin}, revision {resolved.revision}) {resolved.folder}")
+        for path, digest in info["checkpoints"].items():
+            print(f"  {path}  sha256 {digest}")
+    if args.action == "list":
+        print(f"cache: {weights.weights_dir()} (KNEESCOPE_WEIGHTS_DIR)")
     return 0
 
 
@@ -104,9 +144,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    analyze = sub.add_parser("analyze", help="analyse a knee segmentation (and its MRI)")
+    analyze = sub.add_parser("analyze", help="segment and analyse a knee MRI, or analyse a given segmentation")
     analyze.add_argument("image", nargs="?", help="the MRI (NIfTI, NRRD, MHA, DICOM folder or zip)")
-    analyze.add_argument("--labels", help="existing segmentation (NIfTI, NRRD or MHA label map)")
+    analyze.add_argument("--labels", help="existing segmentation (NIfTI, NRRD or MHA label map); skips segmenting")
+    analyze.add_argument(
+        "--model",
+        choices=("fullres", "cascade", "demo"),
+        default="fullres",
+        help="segmentation model (default fullres; the demo model stands in if its weights are unavailable)",
+    )
+    analyze.add_argument(
+        "--model-dir",
+        default=None,
+        help="local copy of the model in its published layout (default $KNEESCOPE_MODEL_DIR)",
+    )
+    analyze.add_argument("--mirroring", action="store_true", help="test-time mirroring (up to 8x slower)")
+    analyze.add_argument("--device", default="auto", help="auto (CUDA > MPS > CPU), cuda, mps or cpu")
+    analyze.add_argument(
+        "--tile-step", type=float, default=0.5, help="sliding-window step as a fraction of the patch (default 0.5)"
+    )
     analyze.add_argument(
         "--label-scheme",
         default="native",
@@ -122,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     example.add_argument("--side", choices=("right", "left"), default="right")
     example.add_argument("-q", "--quiet", action="store_true")
     example.set_defaults(func=cmd_example)
+
+    weights_cmd = sub.add_parser("weights", help="list, download or verify model weights")
+    weights_cmd.add_argument("action", choices=("list", "download", "verify"))
+    weights_cmd.add_argument("models", nargs="*", help="model names (default: all segmentation models)")
+    weights_cmd.add_argument("--model-dir", default=None, help="verify a local copy in the published layout")
+    weights_cmd.set_defaults(func=cmd_weights)
 
     synth = sub.add_parser("synth", help="write a synthetic knee label map (and MR-like image)")
     synth.add_argument("--out", required=True)

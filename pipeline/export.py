@@ -10,6 +10,7 @@ from . import labels as L
 from .mesh import Surface
 
 NO_CARTILAGE_RGB = (225, 215, 195)  # bone colour where no cartilage was measured
+NSM_SUFFIX, NSM_RGB = "_nsm_reconstruction", (150, 110, 220)
 #: glTF is y-up: map LPS (x=L, y=P, z=S) to (x=L, y=S, z=A), a proper rotation, so the knee stands upright.
 LPS_TO_GLTF = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 
@@ -71,6 +72,8 @@ def knee_glb_layers(
             rgba = thickness_colours(surface.point_data["thickness_mm"], surface.point_data["region"] > 0, vmax_mm)
         elif name in L.COLOURS:
             rgba = structure_rgba(name, surface.n_points)
+        elif name.endswith(NSM_SUFFIX):  # shape-model reconstruction: translucent, distinct from anatomy
+            rgba = np.tile(np.array([*NSM_RGB, 140], dtype=np.uint8), (surface.n_points, 1))
         else:
             rgba = structure_rgba(L.FEMUR, surface.n_points)
         layers.append((surface, rgba))

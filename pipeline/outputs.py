@@ -26,6 +26,8 @@ def write_outputs(result, out_dir: Path, *, make_zip: bool = True) -> dict[str, 
         files["depth_labels.nrrd"] = write_volume(result.depth_labels, out_dir / "depth_labels.nrrd")
     for name, surface in result.surfaces.items():
         files[f"meshes/{name}.vtk"] = write_vtk(surface, out_dir / "meshes" / f"{name}.vtk")
+    if result.shape_fit is not None:
+        files["nsm_params.json"] = result.shape_fit.write_params(out_dir / "nsm_params.json")
     layers = knee_glb_layers(result.surfaces, vmax_mm=result.config.thickness_colour_max_mm)
     if layers:
         files["knee.glb"] = write_glb(layers, out_dir / "knee.glb")

@@ -88,6 +88,7 @@ class KneeAnalysis:
     shape_model: dict = field(default_factory=dict)
     t2_map: Volume | None = None
     depth_labels: Volume | None = None
+    shape_fit: object | None = None  # pipeline.shape.stage.ShapeModelResult when the shape model ran
 
     def thickness(self, region: str) -> float | None:
         """Mean thickness (mm) of a region, e.g. ``result.thickness("medial_tibial")``."""
@@ -130,6 +131,10 @@ class KneeAnalysis:
             row[f"{region}_t2_n_voxels"] = stats.get("n_voxels", 0) if stats else 0
             for layer in ("deep", "superficial"):
                 row[f"{region}_{layer}_t2_mean_ms"] = _cell(stats.get(layer, {}).get("mean"))
+        row["bscore"] = _cell(self.shape_model.get("bscore")) if self.shape_model.get("computed") else ""
+        row["nsm_assd_bone_mm"] = (
+            _cell(self.shape_model.get("assd_bone_mm")) if self.shape_model.get("computed") else ""
+        )
         row["n_qc_warnings"] = len(self.warnings)
         return row
 
