@@ -104,9 +104,7 @@ def build_demo(services: Services, settings: AppSettings) -> gr.Blocks:
                         )
                     with gr.Column(scale=1):
                         colorbar = gr.Image(label="Thickness (mm)", type="filepath", height=90, show_label=False)
-                        layers = gr.CheckboxGroup(
-                            [LAYER_CARTILAGE, LAYER_MENISCI], value=[LAYER_MENISCI], label="Show"
-                        )
+                        layers = gr.CheckboxGroup([LAYER_CARTILAGE, LAYER_MENISCI], value=[LAYER_MENISCI], label="Show")
                         warnings = gr.Markdown(elem_id="qc-warnings")
                 with gr.Tab("Metrics"):
                     thickness_table = gr.Dataframe(
