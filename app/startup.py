@@ -24,8 +24,18 @@ def load_segmenter(settings: AppSettings):
     return engine
 
 
+def log_doctor_report(settings: AppSettings) -> None:
+    """The same host report as `python -m pipeline doctor`, in the log, before the first job."""
+    from pipeline.doctor import healthy, report, run_checks
+
+    checks = run_checks(settings.workdir)
+    (logger.info if healthy(checks) else logger.error)("host check:\n%s", report(checks))
+
+
 def build_services(settings: AppSettings, *, segmenter="load") -> Services:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    if segmenter == "load":
+        log_doctor_report(settings)
     store = JobStore(settings.workdir)
     start_sweeper(store, retention_hours=settings.retention_hours, max_disk_gb=settings.max_disk_gb)
     if segmenter == "load":
