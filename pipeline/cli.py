@@ -139,6 +139,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import healthy, report, run_checks
+
+    checks = run_checks(Path(args.workdir) if args.workdir else None)
+    print(report(checks))
+    return 0 if healthy(checks) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description="KneeScope knee MRI analysis")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -192,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--image", action="store_true", help="also render an MR-like image")
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(func=cmd_synth)
+    doctor = sub.add_parser("doctor", help="check this host: Python, packages, GPU, weights, disk, Caddy")
+    doctor.add_argument("--workdir", help="folder the app writes to (default: KNEESCOPE_WORKDIR or the temp dir)")
+    doctor.set_defaults(func=cmd_doctor)
     return parser
 
 
