@@ -18,7 +18,7 @@ import gradio as gr
 
 from pipeline import labels as L
 from pipeline.errors import KneePipelineError
-from pipeline.export import knee_glb_layers, write_colorbar_png, write_glb
+from pipeline.export import NSM_SUFFIX, knee_glb_layers, write_colorbar_png, write_glb
 
 from . import views
 from .jobs import Job, JobCancelled, JobStore
@@ -42,8 +42,13 @@ OUTPUT_NAMES = (
     "warnings",
     "downloads",
     "legend",
+    "shape_summary",
 )
-LAYER_CARTILAGE, LAYER_MENISCI = "Cartilage", "Menisci"
+LAYER_CARTILAGE, LAYER_MENISCI, LAYER_SHAPE = "Cartilage", "Menisci", "Shape model"
+BSCORE_EXPLANATION = (
+    "BScore: how far the femur's shape lies along the osteoarthritis direction of the ShapeMedKnee shape model, in "
+    "healthy-knee standard deviations: 0 ≈ an average healthy knee, below 0 healthier, 2 or more unlike a healthy knee."
+)
 
 
 @dataclass
@@ -53,6 +58,8 @@ class Services:
     store: JobStore
     segmenter: object | None = None  # pipeline engine with .segment(...) and .model_choices(); None = analysis only
     max_upload_mb: int = 1024
+    shape_options: object | None = None  # pipeline.shape_stage.ShapeOptions with the model loaded, or None
+    shape_reason: str | None = None  # why the shape model is unavailable
 
 
 def outputs(**values) -> tuple:
@@ -109,6 +116,7 @@ def run_analysis(
     progress: gr.Progress,
     *,
     uploaded: bool = True,
+    shape: bool = False,
 ) -> Iterator[tuple]:
     """The main job: load, segment (or take the given labels), analyse, write; yields results as they appear."""
     from pipeline.analysis import analyze_labels
@@ -152,6 +160,7 @@ def run_analysis(
             scheme="canonical",
             image=image_path if image is not None else None,
             t2=t2,
+            shape_model=_shape_options(services) if shape else None,
             progress=_reporter(job, progress, 0.6, 0.9),
             extra_provenance=extra,
             case_id=_case_id(image_path or labels_path),
@@ -182,6 +191,25 @@ def run_analysis(
     finally:
         services.store.finish(session, job)
         _delete_uploads(image_path, labels_path)
+
+
+def _shape_options(services: Services):
+    from pipeline.shape_stage import ShapeOptions
+
+    # Without loaded weights the stage records why in results.json (never a silent skip).
+    return services.shape_options or ShapeOptions()
+
+
+def shape_summary(result) -> str:
+    section = result.shape_model
+    if not section.get("computed"):
+        return "" if section.get("reason") == "Shape model not requested." else f"Shape model: {section.get('reason')}"
+    bscore = section.get("bscore")
+    score = "BScore unavailable (no BScore vectors)" if bscore is None else f"**BScore {bscore:.2f}**"
+    return (
+        f"{score} — NSM {section['model_id']}, surface distance to the fit {section['assd_bone_mm']:.2f} mm "
+        f"(bone). {BSCORE_EXPLANATION}"
+    )
 
 
 def _with_image(result, image):
@@ -224,6 +252,7 @@ def _result_outputs(job: Job, result, files: dict) -> dict:
         "warnings": warnings,
         "downloads": [str(files[n]) for n in download_names if n in files],
         "legend": views.legend_html({n for n, s in result.structures.items() if s.present}),
+        "shape_summary": shape_summary(result),
     }
 
 
@@ -233,6 +262,8 @@ def _glb(job: Job, result, layers: tuple[str, ...]) -> Path:
         include |= set(L.CARTILAGES)
     if LAYER_MENISCI in layers:
         include |= set(L.MENISCI)
+    if LAYER_SHAPE in layers:
+        include |= {name for name in result.surfaces if name.endswith(NSM_SUFFIX)}
     name = "knee_" + "_".join(sorted(layer.lower() for layer in layers)) + ".glb" if layers else "knee_bones.glb"
     path = job.folder / name
     if not path.exists():
@@ -273,6 +304,18 @@ def update_all_slices(
         update_slice(services, token, plane, index, opacity, overlay)
         for plane, index in zip(views.PLANES, (ia, ic, is_), strict=True)
     )
+
+
+def t2_choice_for_upload(path: str | None):
+    """T2 on for DICOM uploads (computed if the series is two-echo qDESS); off, with the reason, for other files."""
+    from pipeline.t2_stage import t2_availability
+
+    if not path:
+        return gr.Radio(value="Automatic", interactive=True, info="Automatic: computed for a two-echo qDESS series")
+    possible, reason = t2_availability(path)
+    if possible:
+        return gr.Radio(value="On", interactive=True, info=reason)
+    return gr.Radio(value="Off", interactive=False, info=reason)
 
 
 def cancel(services: Services, session: str | None) -> str:

@@ -7,7 +7,7 @@ from functools import partial
 import gradio as gr
 
 from . import handlers, views
-from .handlers import LAYER_CARTILAGE, LAYER_MENISCI, OUTPUT_NAMES, Services
+from .handlers import LAYER_CARTILAGE, LAYER_MENISCI, LAYER_SHAPE, OUTPUT_NAMES, Services
 from .settings import AppSettings
 
 NOTICE = (
@@ -73,6 +73,12 @@ def build_demo(services: Services, settings: AppSettings) -> gr.Blocks:
                         label="qDESS T2 mapping",
                         info="Automatic: computed when the upload is a two-echo qDESS DICOM series",
                     )
+                    shape = gr.Checkbox(
+                        value=services.shape_options is not None and _has_gpu(),
+                        interactive=services.shape_options is not None,
+                        label="Neural shape model + BScore (about 10 s on a GPU, many minutes on a CPU)",
+                        info=services.shape_reason or "Fits the ShapeMedKnee femur model (bone + cartilage).",
+                    )
                 with gr.Row():
                     run = gr.Button("Run", variant="primary", elem_id="run-btn")
                     example = gr.Button("Run the example", elem_id="example-btn")
@@ -104,7 +110,10 @@ def build_demo(services: Services, settings: AppSettings) -> gr.Blocks:
                         )
                     with gr.Column(scale=1):
                         colorbar = gr.Image(label="Thickness (mm)", type="filepath", height=90, show_label=False)
-                        layers = gr.CheckboxGroup([LAYER_CARTILAGE, LAYER_MENISCI], value=[LAYER_MENISCI], label="Show")
+                        layers = gr.CheckboxGroup(
+                            [LAYER_CARTILAGE, LAYER_MENISCI, LAYER_SHAPE], value=[LAYER_MENISCI], label="Show"
+                        )
+                        shape_summary = gr.Markdown(elem_id="shape-summary")
                         warnings = gr.Markdown(elem_id="qc-warnings")
                 with gr.Tab("Metrics"):
                     thickness_table = gr.Dataframe(
@@ -136,11 +145,21 @@ def build_demo(services: Services, settings: AppSettings) -> gr.Blocks:
             "warnings": warnings,
             "downloads": downloads,
             "legend": legend,
+            "shape_summary": shape_summary,
         }
         outputs = [components[name] for name in OUTPUT_NAMES]
 
         def run_job(
-            image_path, labels_path, scheme, model, mirroring, t2, opacity, request: gr.Request, progress=gr.Progress()
+            image_path,
+            labels_path,
+            scheme,
+            model,
+            mirroring,
+            t2,
+            opacity,
+            shape,
+            request: gr.Request,
+            progress=gr.Progress(),
         ):
             yield from handlers.run_analysis(
                 services,
@@ -153,9 +172,10 @@ def build_demo(services: Services, settings: AppSettings) -> gr.Blocks:
                 opacity,
                 request.session_hash if request else None,
                 progress,
+                shape=shape,
             )
 
-        def run_example(model, mirroring, opacity, request: gr.Request, progress=gr.Progress()):
+        def run_example(model, mirroring, opacity, shape, request: gr.Request, progress=gr.Progress()):
             image_path, labels_path = handlers.example_inputs(services)
             yield from handlers.run_analysis(
                 services,
@@ -169,11 +189,12 @@ def build_demo(services: Services, settings: AppSettings) -> gr.Blocks:
                 request.session_hash if request else None,
                 progress,
                 uploaded=False,
+                shape=shape,
             )
 
         run_event = run.click(
             run_job,
-            [image, labels, scheme, model, mirroring, t2, opacity],
+            [image, labels, scheme, model, mirroring, t2, opacity, shape],
             outputs,
             api_name="run",
             concurrency_id="gpu",
@@ -181,7 +202,7 @@ def build_demo(services: Services, settings: AppSettings) -> gr.Blocks:
         )
         example_event = example.click(
             run_example,
-            [model, mirroring, opacity],
+            [model, mirroring, opacity, shape],
             outputs,
             api_name="example",
             concurrency_id="gpu",
@@ -227,6 +248,7 @@ def build_demo(services: Services, settings: AppSettings) -> gr.Blocks:
                 show_progress="hidden",
                 api_visibility="private",
             )
+        image.change(handlers.t2_choice_for_upload, image, t2, concurrency_limit=None, api_visibility="private")
         layers.change(
             partial(handlers.update_layers, services),
             [job_token, layers],
@@ -235,6 +257,14 @@ def build_demo(services: Services, settings: AppSettings) -> gr.Blocks:
             api_name="layers",
         )
     return demo
+
+
+def _has_gpu() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
 
 
 def _slice_fn(services: Services, plane: str):

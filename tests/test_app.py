@@ -18,7 +18,7 @@ from .conftest import phantom
 from .dicom_fixtures import write_series
 
 NO_MODEL = "(none: analysis of label maps only)"
-STATUS, DOWNLOADS, THICKNESS = 0, 12, 8
+STATUS, DOWNLOADS, THICKNESS, SHAPE = 0, 12, 8, 14
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def client(app):
 
 def _run(client, image=None, labels=None, scheme="canonical", t2="Automatic"):
     return client.predict(handle_file(str(image)) if image else None, handle_file(str(labels)) if labels else None,
-                          scheme, NO_MODEL, False, t2, 0.5, api_name="/run")
+                          scheme, NO_MODEL, False, t2, 0.5, False, api_name="/run")
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def knee_files(tmp_path_factory):
 
 
 def test_example_end_to_end(client):
-    out = client.predict(NO_MODEL, False, 0.5, api_name="/example")
+    out = client.predict(NO_MODEL, False, 0.5, False, api_name="/example")
     assert out[STATUS].startswith("**Done**: right knee")
     glb = client.predict(["Cartilage", "Menisci"], api_name="/layers")  # same session: this job's 3-D scene
     assert Path(glb).read_bytes()[:4] == b"glTF"
@@ -154,7 +154,7 @@ def test_cannot_fetch_another_jobs_files(app, client):
     import httpx
 
     url, services = app
-    client.predict(NO_MODEL, False, 0.5, api_name="/example")
+    client.predict(NO_MODEL, False, 0.5, False, api_name="/example")
     job_folders = [p for p in services.store.root.iterdir() if p.is_dir()]
     assert job_folders and all(len(p.name) >= 20 for p in job_folders)  # unguessable tokens
     target = next(job_folders[0].rglob("results.json"))
@@ -174,3 +174,17 @@ def test_uploads_are_deleted_after_processing(app, knee_files, tmp_path):
     for _ in gen:
         pass
     assert not copy.exists()
+
+
+def test_shape_model_requested_without_weights_says_why(client):
+    out = client.predict(NO_MODEL, False, 0.5, True, api_name="/example")
+    assert out[STATUS].startswith("**Done**")
+    assert "shape model unavailable" in out[SHAPE].lower()
+
+
+def test_t2_option_follows_the_upload(knee_files):
+    from app.handlers import t2_choice_for_upload
+
+    nifti = t2_choice_for_upload(str(knee_files["nii"]))
+    assert nifti.value == "Off" and nifti.interactive is False and "qDESS" in nifti.info
+    assert t2_choice_for_upload("series.zip").value == "On"

@@ -112,7 +112,7 @@ def test_a_job_streams_through_the_proxy(proxied):
 
     token = base64.b64encode(":".join(proxied["auth"]).encode()).decode()
     client = Client(proxied["base"], ssl_verify=False, headers={"Authorization": f"Basic {token}"}, verbose=False)
-    out = client.predict("(none: analysis of label maps only)", False, 0.5, api_name="/example")
+    out = client.predict("(none: analysis of label maps only)", False, 0.5, False, api_name="/example")
     assert out[0].startswith("**Done**")
 
 
