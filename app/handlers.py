@@ -241,7 +241,7 @@ def _done_message(result) -> str:
 
 
 def _result_outputs(job: Job, result, files: dict) -> dict:
-    colorbar = write_colorbar_png(job.folder / "colorbar.png", vmax_mm=result.config.thickness_colour_max_mm)
+    colorbar = _colorbar(job, result, COLOUR_THICKNESS)
     download_names = ("zip", "results.json", "results.csv", "knee.glb", "labels.nii.gz", "t2map.nii.gz")
     warnings = "\n".join(f"- {w}" for w in result.warnings) or "No QC warnings."
     return {
@@ -256,7 +256,10 @@ def _result_outputs(job: Job, result, files: dict) -> dict:
     }
 
 
-def _glb(job: Job, result, layers: tuple[str, ...]) -> Path:
+COLOUR_THICKNESS, COLOUR_T2 = "Thickness", "T2"
+
+
+def _glb(job: Job, result, layers: tuple[str, ...], colour_by: str = COLOUR_THICKNESS) -> Path:
     include = set(L.BONES)
     if LAYER_CARTILAGE in layers:
         include |= set(L.CARTILAGES)
@@ -264,30 +267,43 @@ def _glb(job: Job, result, layers: tuple[str, ...]) -> Path:
         include |= set(L.MENISCI)
     if LAYER_SHAPE in layers:
         include |= {name for name in result.surfaces if name.endswith(NSM_SUFFIX)}
-    name = "knee_" + "_".join(sorted(layer.lower() for layer in layers)) + ".glb" if layers else "knee_bones.glb"
+    mode = "t2" if colour_by == COLOUR_T2 and result.t2.get("computed") else "thickness"
+    name = "_".join(["knee", mode, *sorted(layer.lower().replace(" ", "-") for layer in layers)]) + ".glb"
     path = job.folder / name
     if not path.exists():
-        write_glb(
-            knee_glb_layers(result.surfaces, vmax_mm=result.config.thickness_colour_max_mm, include=tuple(include)),
-            path,
+        layers_rgba = knee_glb_layers(
+            result.surfaces, vmax_mm=result.config.thickness_colour_max_mm, include=tuple(include), colour_by=mode
         )
+        write_glb(layers_rgba, path)
     return path
 
 
-def show_3d(services: Services, token: str | None, layers: list[str]):
+def _colorbar(job: Job, result, colour_by: str) -> Path:
+    if colour_by == COLOUR_T2 and result.t2.get("computed"):
+        return write_colorbar_png(
+            job.folder / "colorbar_t2.png",
+            vmax_mm=80.0,
+            cmap="magma",
+            label="Mean cartilage T2 along the bone normal (ms)",
+        )
+    return write_colorbar_png(job.folder / "colorbar.png", vmax_mm=result.config.thickness_colour_max_mm)
+
+
+def show_3d(services: Services, token: str | None, layers: list[str], colour_by: str = COLOUR_THICKNESS):
     """The GLB for Model3D, as a separate (non-generator) event: Gradio 6.31's Model3D draws nothing when its value
     comes from a generator."""
     job = services.store.get(token)
     if job is None or job.result is None:
         return None
-    return str(_glb(job, job.result, tuple(layers)))
+    return str(_glb(job, job.result, tuple(layers), colour_by))
 
 
-def update_layers(services: Services, token: str | None, layers: list[str]):
+def update_layers(services: Services, token: str | None, layers: list[str], colour_by: str = COLOUR_THICKNESS):
+    """New GLB and colour bar when the layer toggles or the colouring change."""
     job = services.store.get(token)
     if job is None or job.result is None:
-        return gr.skip()
-    return str(_glb(job, job.result, tuple(layers)))
+        return gr.skip(), gr.skip()
+    return str(_glb(job, job.result, tuple(layers), colour_by)), str(_colorbar(job, job.result, colour_by))
 
 
 def update_slice(services: Services, token: str | None, plane: str, index: float, opacity: float, overlay: str):

@@ -113,6 +113,12 @@ def build_demo(services: Services, settings: AppSettings) -> gr.Blocks:
                         layers = gr.CheckboxGroup(
                             [LAYER_CARTILAGE, LAYER_MENISCI, LAYER_SHAPE], value=[LAYER_MENISCI], label="Show"
                         )
+                        colour_by = gr.Radio(
+                            [handlers.COLOUR_THICKNESS, handlers.COLOUR_T2],
+                            value=handlers.COLOUR_THICKNESS,
+                            label="Colour bones by",
+                            info="T2: mean cartilage T2 along each bone normal (qDESS only)",
+                        )
                         shape_summary = gr.Markdown(elem_id="shape-summary")
                         warnings = gr.Markdown(elem_id="qc-warnings")
                 with gr.Tab("Metrics"):
@@ -212,7 +218,7 @@ def build_demo(services: Services, settings: AppSettings) -> gr.Blocks:
         for event in (run_event, example_event):
             event.success(
                 partial(handlers.show_3d, services),
-                [job_token, layers],
+                [job_token, layers, colour_by],
                 model3d,
                 api_name=False,
                 concurrency_limit=None,
@@ -249,13 +255,14 @@ def build_demo(services: Services, settings: AppSettings) -> gr.Blocks:
                 api_visibility="private",
             )
         image.change(handlers.t2_choice_for_upload, image, t2, concurrency_limit=None, api_visibility="private")
-        layers.change(
-            partial(handlers.update_layers, services),
-            [job_token, layers],
-            model3d,
-            concurrency_limit=None,
-            api_name="layers",
-        )
+        for control in (layers, colour_by):
+            control.change(
+                partial(handlers.update_layers, services),
+                [job_token, layers, colour_by],
+                [model3d, colorbar],
+                concurrency_limit=None,
+                api_name="layers" if control is layers else False,
+            )
     return demo
 
 

@@ -25,7 +25,7 @@ from .provenance import build_provenance
 from .results import KneeAnalysis, RegionResult, ThicknessStats
 from .shape_stage import ShapeOptions, run_shape_stage
 from .t2_stage import run_t2_stage
-from .thickness import ThicknessMap, measure_thickness
+from .thickness import ThicknessMap, mean_along_runs, measure_thickness
 from .volume import Volume
 
 logger = logging.getLogger(__name__)
@@ -132,6 +132,10 @@ def analyze_labels(
         t2_outcome = run_t2_stage(image if isinstance(image, (str, Path)) else None, canonical, regions, requested=t2)
         if t2_outcome.warning:
             warnings.append(t2_outcome.warning)
+        if t2_outcome.t2map is not None:  # mean T2 across the cartilage along each bone normal, for colouring
+            for bone, tmap in thickness_maps.items():
+                t2_ms = mean_along_runs(surfaces[bone], tmap, t2_outcome.t2map)
+                surfaces[bone] = surfaces[bone].with_point_data(t2_ms=t2_ms)
 
     with stages.stage("shape_model", 0.93, "Shape model fit"):
         shape = run_shape_stage(surfaces, laterality.side, shape_model)

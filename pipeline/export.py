@@ -15,13 +15,13 @@ NSM_SUFFIX, NSM_RGB = "_nsm_reconstruction", (150, 110, 220)
 LPS_TO_GLTF = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 
 
-def thickness_colours(thickness_mm: np.ndarray, has_cartilage: np.ndarray, vmax_mm: float) -> np.ndarray:
-    """RGBA uint8 per vertex: viridis over [0, vmax_mm] where cartilage was measured, bone colour elsewhere."""
+def scalar_colours(values: np.ndarray, measured: np.ndarray, vmax: float, *, cmap: str = "viridis") -> np.ndarray:
+    """RGBA uint8 per vertex: ``cmap`` over [0, vmax] where measured, bone colour elsewhere (thickness or T2)."""
     from matplotlib import colormaps
 
-    scaled = np.clip(np.asarray(thickness_mm, float) / vmax_mm, 0.0, 1.0)
-    rgba = (colormaps["viridis"](scaled) * 255).astype(np.uint8)
-    rgba[~np.asarray(has_cartilage, bool), :3] = NO_CARTILAGE_RGB
+    scaled = np.clip(np.asarray(values, float) / vmax, 0.0, 1.0)
+    rgba = (colormaps[cmap](scaled) * 255).astype(np.uint8)
+    rgba[~np.asarray(measured, bool), :3] = NO_CARTILAGE_RGB
     rgba[:, 3] = 255
     return rgba
 
@@ -61,15 +61,23 @@ def structure_rgba(name: str, n: int, alpha: int = 255) -> np.ndarray:
 
 
 def knee_glb_layers(
-    surfaces: dict[str, Surface], *, vmax_mm: float, include: tuple[str, ...] | None = None
+    surfaces: dict[str, Surface],
+    *,
+    vmax_mm: float,
+    include: tuple[str, ...] | None = None,
+    colour_by: str = "thickness",
+    t2_max_ms: float = 80.0,
 ) -> list[tuple[Surface, np.ndarray]]:
-    """Bones coloured by cartilage thickness, cartilage and menisci in their registry colours."""
+    """Bones coloured by cartilage thickness (or mean T2 with ``colour_by="t2"``), the rest in registry colours."""
     layers = []
     for name, surface in surfaces.items():
         if include is not None and name not in include:
             continue
-        if name in L.BONES and "thickness_mm" in surface.point_data:
-            rgba = thickness_colours(surface.point_data["thickness_mm"], surface.point_data["region"] > 0, vmax_mm)
+        if name in L.BONES and colour_by == "t2" and "t2_ms" in surface.point_data:
+            t2 = surface.point_data["t2_ms"]
+            rgba = scalar_colours(np.nan_to_num(t2), np.isfinite(t2), t2_max_ms, cmap="magma")
+        elif name in L.BONES and "thickness_mm" in surface.point_data:
+            rgba = scalar_colours(surface.point_data["thickness_mm"], surface.point_data["region"] > 0, vmax_mm)
         elif name in L.COLOURS:
             rgba = structure_rgba(name, surface.n_points)
         elif name.endswith(NSM_SUFFIX):  # shape-model reconstruction: translucent, distinct from anatomy
@@ -80,8 +88,10 @@ def knee_glb_layers(
     return layers
 
 
-def write_colorbar_png(path: Path, *, vmax_mm: float, label: str = "Cartilage thickness (mm)") -> Path:
-    """A horizontal colour bar matching thickness_colours, for the UI and reports."""
+def write_colorbar_png(
+    path: Path, *, vmax_mm: float, label: str = "Cartilage thickness (mm)", cmap: str = "viridis"
+) -> Path:
+    """A horizontal colour bar matching scalar_colours, for the UI and reports."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -91,7 +101,7 @@ def write_colorbar_png(path: Path, *, vmax_mm: float, label: str = "Cartilage th
     fig, ax = plt.subplots(figsize=(4.0, 0.6), dpi=150)
     fig.subplots_adjust(bottom=0.55, top=0.95, left=0.05, right=0.95)
     fig.colorbar(
-        cm.ScalarMappable(colors.Normalize(0, vmax_mm), "viridis"), cax=ax, orientation="horizontal", label=label
+        cm.ScalarMappable(colors.Normalize(0, vmax_mm), cmap), cax=ax, orientation="horizontal", label=label
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

@@ -17,6 +17,7 @@ Each vertex also gets the region of the cartilage at its run's midpoint.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,7 @@ class ThicknessMap:
 
     thickness_mm: np.ndarray  # (N,) float64
     region: np.ndarray  # (N,) uint8 region id (labels.REGION_IDS)
+    entry_mm: np.ndarray | None = None  # (N,) distance along the normal where the measured run starts; NaN if none
 
     @property
     def has_cartilage(self) -> np.ndarray:
@@ -58,6 +60,7 @@ def measure_thickness(
     n = bone.n_points
     thickness = np.zeros(n)
     midpoint_t = np.full(n, np.nan)
+    entry = np.full(n, np.nan)
     region = np.zeros(n, dtype=np.uint8)
     mask = np.isin(labels.array, cartilage_values)
     if not mask.any():
@@ -92,6 +95,7 @@ def measure_thickness(
             valid &= _exit_cosine(crop, to_crop, exits, normals[sl]) >= config.min_exit_cos
         thickness[sl] = np.where(valid, t_exit - t_entry, 0.0)
         midpoint_t[sl] = np.where(valid, (t_entry + t_exit) / 2, np.nan)
+        entry[sl] = np.where(valid, t_entry, np.nan)
 
     hit = np.isfinite(midpoint_t)
     if hit.any():
@@ -100,7 +104,33 @@ def measure_thickness(
         tree = cKDTree(labels.index_to_physical(cart_kji[:, ::-1]))
         _, nearest = tree.query(midpoints)
         region[hit] = regions[tuple(cart_kji[nearest].T)]
-    return ThicknessMap(thickness, region)
+    return ThicknessMap(thickness, region, entry)
+
+
+def mean_along_runs(bone: Surface, tmap: ThicknessMap, volume: Volume, *, n_samples: int = 9) -> np.ndarray:
+    """Mean of ``volume`` (e.g. a T2 map) over each vertex's measured cartilage run; NaN where none or invalid.
+
+    Values <= 0 or non-finite count as invalid (the T2 map stores 0 where the estimate was out of range).
+    """
+    out = np.full(bone.n_points, np.nan)
+    if tmap.entry_mm is None:
+        return out
+    hit = np.isfinite(tmap.entry_mm) & (tmap.region > 0)
+    if not hit.any():
+        return out
+    from scipy import ndimage
+
+    fractions = (np.arange(n_samples) + 0.5) / n_samples  # interior of the run, away from its partial-volume ends
+    depth = tmap.entry_mm[hit, None] + fractions[None, :] * tmap.thickness_mm[hit, None]
+    points = bone.points[hit, None, :] + depth[..., None] * bone.vertex_normals()[hit, None, :]
+    ijk = volume.physical_to_index(points.reshape(-1, 3))
+    values = ndimage.map_coordinates(volume.array.astype(np.float32), ijk[:, ::-1].T, order=0, mode="constant",
+                                     cval=0.0).reshape(depth.shape)
+    values = np.where(np.isfinite(values) & (values > 0), values, np.nan)
+    with warnings.catch_warnings():  # all-NaN rows (no valid T2 on a run) are expected and stay NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out[hit] = np.nanmean(values, axis=1)
+    return out
 
 
 def _sample(crop: np.ndarray, to_crop: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -54,7 +54,7 @@ def knee_files(tmp_path_factory):
 def test_example_end_to_end(client):
     out = client.predict(NO_MODEL, False, 0.5, False, api_name="/example")
     assert out[STATUS].startswith("**Done**: right knee")
-    glb = client.predict(["Cartilage", "Menisci"], api_name="/layers")  # same session: this job's 3-D scene
+    glb, _ = client.predict(["Cartilage", "Menisci"], "Thickness", api_name="/layers")  # this session's job
     assert Path(glb).read_bytes()[:4] == b"glTF"
     names = {Path(f).name for f in out[DOWNLOADS]}
     assert {"results.json", "results.csv", "knee.glb", "labels.nii.gz"} <= names

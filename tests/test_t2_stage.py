@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from pipeline.analysis import analyze_labels
@@ -25,6 +26,9 @@ def test_analysis_with_qdess_image_computes_t2(qdess, tmp_path):
     assert result.t2["computed"] is True and result.t2["method"] == "spoiled"
     for region, ids in (("medial_tibial", (5,)), ("patellar", (7,)), ("femoral", (11, 12, 13, 14, 15))):
         assert result.t2["regions"][region]["mean"] == pytest.approx(phantom.truth_mean(ids), rel=0.01), region
+    tibia = result.surfaces["tibia"]  # mean T2 across the cartilage along each bone normal
+    t2_along = tibia.point_data["t2_ms"][tibia.point_data["region"] == 5]
+    assert np.nanmedian(t2_along) == pytest.approx(25.0, rel=0.02)
     files = result.write(tmp_path / "out")
     assert {"t2map.nii.gz", "depth_labels.nrrd"} <= set(files)
     data = json.loads(files["results.json"].read_text())
