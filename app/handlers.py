@@ -60,6 +60,7 @@ class Services:
     max_upload_mb: int = 1024
     shape_options: object | None = None  # pipeline.shape_stage.ShapeOptions with the model loaded, or None
     shape_reason: str | None = None  # why the shape model is unavailable
+    viewers: object | None = None  # app.viewers.ViewerPool for the interactive trame views
 
 
 def outputs(**values) -> tuple:
@@ -320,6 +321,25 @@ def update_all_slices(
         update_slice(services, token, plane, index, opacity, overlay)
         for plane, index in zip(views.PLANES, (ia, ic, is_), strict=True)
     )
+
+
+def open_viewer(services: Services, token: str | None, headers: dict) -> str:
+    """Start (or reuse) this job's interactive viewer and return a link to it."""
+    job = services.store.get(token)
+    if job is None or not (job.folder / "results" / "meshes").is_dir():
+        return "Run an analysis first."
+    if services.viewers is None:
+        return "Interactive viewers are disabled on this server."
+    try:
+        port = services.viewers.open(job.folder / "results")
+    except RuntimeError as exc:
+        return f"Could not start the viewer: {exc}"
+    if headers.get("x-forwarded-host"):  # behind Caddy: routed by path, no extra port to open
+        url = f"/viewer/{port}/"
+    else:
+        url = f"http://{headers.get('host', 'localhost').rsplit(':', 1)[0]}:{port}/"
+    link = f'<a href="{url}" target="_blank" id="viewer-link">Open the interactive 3-D viewer</a>'
+    return link + " (it closes itself 5 minutes after you leave it)"
 
 
 def t2_choice_for_upload(path: str | None):

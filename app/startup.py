@@ -63,10 +63,13 @@ def build_services(settings: AppSettings, *, segmenter="load") -> Services:
         shape_options, shape_reason = load_shape_options(settings)
         if shape_reason:
             logger.warning(shape_reason)
+    from .viewers import ViewerPool
+
     return Services(
         store=store,
         segmenter=segmenter,
         max_upload_mb=settings.max_upload_mb,
         shape_options=shape_options,
         shape_reason=shape_reason,
+        viewers=ViewerPool(host=settings.host),
     )

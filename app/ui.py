@@ -119,6 +119,8 @@ def build_demo(services: Services, settings: AppSettings) -> gr.Blocks:
                             label="Colour bones by",
                             info="T2: mean cartilage T2 along each bone normal (qDESS only)",
                         )
+                        viewer_button = gr.Button("Interactive 3-D viewer", size="sm", elem_id="viewer-btn")
+                        viewer_link = gr.HTML(elem_id="viewer-link-box")
                         shape_summary = gr.Markdown(elem_id="shape-summary")
                         warnings = gr.Markdown(elem_id="qc-warnings")
                 with gr.Tab("Metrics"):
@@ -224,6 +226,11 @@ def build_demo(services: Services, settings: AppSettings) -> gr.Blocks:
                 concurrency_limit=None,
                 show_progress="hidden",
             )
+
+        def viewer(token, request: gr.Request):
+            return handlers.open_viewer(services, token, dict(request.headers) if request else {})
+
+        viewer_button.click(viewer, job_token, viewer_link, api_name="viewer", concurrency_limit=None)
 
         def cancel_job(request: gr.Request):
             return handlers.cancel(services, request.session_hash if request else None)

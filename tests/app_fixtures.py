@@ -29,3 +29,5 @@ def running_app(workdir: Path, *, segmenter=None, max_upload_mb: int = 64, max_q
         yield url, services
     finally:
         demo.close()
+        if services.viewers is not None:
+            services.viewers.close_all()

@@ -144,3 +144,18 @@ def test_app_is_not_reachable_directly(proxied):
         pytest.skip("no non-loopback interface on this host")
     with pytest.raises(OSError), socket.create_connection((address, proxied["app_port"]), timeout=3):
         pass
+
+
+def test_interactive_viewer_through_the_proxy(proxied):
+    """The app starts a trame viewer for the job; Caddy routes /viewer/<port>/ to it (behind the same auth)."""
+    from gradio_client import Client
+
+    token = base64.b64encode(":".join(proxied["auth"]).encode()).decode()
+    client = Client(proxied["base"], ssl_verify=False, headers={"Authorization": f"Basic {token}"}, verbose=False)
+    client.predict("(none: analysis of label maps only)", False, 0.5, False, api_name="/example")
+    link = client.predict(api_name="/viewer")
+    assert 'href="/viewer/18' in link
+    path = link.split('href="')[1].split('"')[0]
+    site = proxied["base"].split("/knee/")[0]
+    page = httpx.get(site + path + "index.html", verify=str(proxied["ca"]), auth=proxied["auth"], timeout=30)
+    assert page.status_code == 200 and "trame" in page.text.lower()
