@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser run example test lint bench clean
+.PHONY: setup browser run serve example test lint bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ browser:
 	  else echo "Chromium missing (sudo apt-get install chromium); the browser test will be skipped"; fi; }
 
 run: $(STAMP)
+	$(PY) app.py
+
+serve: $(STAMP)
+	$(PY) -m app.serve $(SERVE_ARGS)
+
+example: $(STAMP)
 	$(PY) -m pipeline example --out out/example
 
 test: $(STAMP) browser
