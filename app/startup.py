@@ -20,7 +20,13 @@ def load_segmenter(settings: AppSettings):
     except ImportError as exc:  # the engine is optional for analysis-only deployments
         logger.warning("segmentation engine not available (%s); label-map analysis only", exc)
         return None
-    engine = Engine.for_app(model_dir=settings.model_dir)
+    from pipeline.errors import KneePipelineError
+
+    try:
+        engine = Engine.for_app(model_dir=settings.model_dir)
+    except KneePipelineError as exc:  # no usable weights at all: the app still analyses label maps
+        logger.error("no segmentation model could be loaded: %s", exc)
+        return None
     logger.info("segmentation engine ready: %s", engine.describe())
     return engine
 
