@@ -99,7 +99,8 @@ def main() -> None:
     print(f"{'direct analyze_labels + write (baseline)':44s} {baseline:8.2f}")
     print(f"{'app start (process -> page answers)':44s} {startup:8.2f}")
     print(f"{'Run -> first visible result (best)':44s} {min(first):8.2f}")
-    print(f"{'Run -> complete (best of %d)' % args.repeats:44s} {best_total:8.2f}")
+    label = f"Run -> complete (best of {args.repeats})"
+    print(f"{label:44s} {best_total:8.2f}")
     print(f"{'ratio complete / baseline':44s} {best_total / baseline:8.2f}")
     print(f"{'server peak RSS (MiB, incl. children)':44s} {peak_mb:8.0f}")
 
