@@ -15,46 +15,16 @@ from pathlib import Path
 
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")  # headless hosts: no X server
 
-BONES = ("femur", "tibia", "patella")
-SOFT = {
-    "cartilage": ("femoral_cartilage", "medial_tibial_cartilage", "lateral_tibial_cartilage", "patellar_cartilage"),
-    "menisci": ("medial_meniscus", "lateral_meniscus"),
-}
-
 
 def build_plotter(results: Path, vmax_mm: float = 4.0):
-    """A pyvista plotter with the result's meshes; returns (plotter, actors by group)."""
-    import numpy as np
+    """A pyvista plotter with the result folder's meshes; returns (plotter, actors by group)."""
     import pyvista as pv
 
-    from pipeline import labels as L
+    from pipeline.viewer import add_knee
 
     plotter = pv.Plotter(off_screen=True)
-    actors: dict[str, list] = {"cartilage": [], "menisci": []}
-    meshes = results / "meshes"
-    for name in BONES:
-        path = meshes / f"{name}.vtk"
-        if path.is_file():
-            mesh = pv.read(path)
-            measured = mesh.point_data["region"] > 0
-            mesh.point_data["thickness (mm)"] = np.where(measured, mesh.point_data["thickness_mm"], np.nan)
-            plotter.add_mesh(
-                mesh,
-                scalars="thickness (mm)",
-                cmap="viridis",
-                clim=(0, vmax_mm),
-                nan_color="#e1d7c3",
-                smooth_shading=True,
-                scalar_bar_args={"title": "Cartilage thickness (mm)"},
-            )
-    for group, names in SOFT.items():
-        for name in names:
-            path = meshes / f"{name}.vtk"
-            if path.is_file():
-                colour = [c / 255 for c in L.COLOURS[name]]
-                actors[group].append(plotter.add_mesh(pv.read(path), color=colour, opacity=0.4, smooth_shading=True))
-    plotter.view_vector((0, -1, 0), viewup=(0, 0, 1))
-    return plotter, actors
+    meshes = {path.stem: pv.read(path) for path in sorted((results / "meshes").glob("*.vtk"))}
+    return plotter, add_knee(plotter, meshes, vmax_mm=vmax_mm)
 
 
 def build_server(results: Path, *, name: str = "kneescope-viewer"):

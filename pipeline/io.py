@@ -6,11 +6,13 @@ Archives are unpacked into a private temporary folder with path, size and count 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,19 +167,28 @@ def _safe_extract(archive: zipfile.ZipFile, target: Path, name: str) -> None:
             shutil.copyfileobj(source, sink)
 
 
-def _load_zip(path: Path) -> Volume:
-    name = path.name
+@contextlib.contextmanager
+def unpacked(path: Path) -> Iterator[Path]:
+    """A zip's contents in a private temporary folder (path, size, count and link guards), removed afterwards."""
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise InvalidInputError(f"{name}: not a valid zip archive ({exc}).") from exc
+        raise InvalidInputError(f"{path.name}: not a valid zip archive ({exc}).") from exc
     workdir = Path(tempfile.mkdtemp(prefix="kneescope-unzip-"))
     try:
         with archive:
             try:
-                _safe_extract(archive, workdir, name)
+                _safe_extract(archive, workdir, path.name)
             except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
-                raise InvalidInputError(f"{name}: the zip is damaged ({exc}).") from exc
+                raise InvalidInputError(f"{path.name}: the zip is damaged ({exc}).") from exc
+        yield workdir
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _load_zip(path: Path) -> Volume:
+    name = path.name
+    with unpacked(path) as workdir:
         volumes = sorted(
             p
             for p in workdir.rglob("*")
@@ -198,8 +209,6 @@ def _load_zip(path: Path) -> Volume:
         return Volume(
             volume.array, volume.spacing, volume.origin, volume.direction, meta={**volume.meta, "archive": name}
         )
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @dataclass(frozen=True)

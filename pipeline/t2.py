@@ -20,13 +20,8 @@ vectorised numpy; the only I/O is :func:`load_qdess`.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import shutil
-import tempfile
-import zipfile
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -36,6 +31,7 @@ from . import depth as depth_split
 from . import dicom
 from . import labels as L
 from .errors import GeometryMismatchError, InvalidInputError, MultipleSeriesError
+from .io import unpacked
 from .volume import Volume
 
 logger = logging.getLogger(__name__)
@@ -448,27 +444,6 @@ def run_t2(series: QDessSeries, labels: Volume, region_map: np.ndarray, params: 
 
 
 # --- loading ---------------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def unpacked(path: Path) -> Iterator[Path]:
-    """A zip's contents in a private temporary folder (path, size and member guards of pipeline.io), removed after."""
-    from .io import _safe_extract
-
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise InvalidInputError(f"{path.name}: not a valid zip archive ({exc}).") from exc
-    workdir = Path(tempfile.mkdtemp(prefix="kneescope-qdess-"))
-    try:
-        with archive:
-            try:
-                _safe_extract(archive, workdir, path.name)
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
-                raise InvalidInputError(f"{path.name}: the zip is damaged ({exc}).") from exc
-        yield workdir
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
 def load_qdess(path: str | Path) -> QDessSeries:
     """Read one two-echo qDESS DICOM series from a folder or a zip.
 
