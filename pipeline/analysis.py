@@ -125,7 +125,8 @@ def analyze_labels(
             tmap = measure_thickness(surfaces[bone], canonical, values, regions, config)
             thickness_maps[bone] = tmap
             surfaces[bone] = surfaces[bone].with_point_data(thickness_mm=tmap.thickness_mm, region=tmap.region)
-        cartilage = summarise_regions(thickness_maps, regions, canonical)
+        areas = {bone: surfaces[bone].vertex_areas() for bone in thickness_maps}
+        cartilage = summarise_regions(thickness_maps, areas, regions, canonical)
         warnings.extend(_region_warnings(cartilage, stats))
 
     with stages.stage("t2", 0.9, "T2 mapping"):
@@ -223,9 +224,9 @@ def build_surfaces(labels: Volume, config: AnalysisConfig) -> dict[str, Surface]
 
 
 def summarise_regions(
-    thickness_maps: dict[str, ThicknessMap], regions: np.ndarray, labels: Volume
+    thickness_maps: dict[str, ThicknessMap], areas: dict[str, np.ndarray], regions: np.ndarray, labels: Volume
 ) -> dict[str, RegionResult]:
-    """Per reported region: thickness statistics over its vertices and its cartilage volume."""
+    """Per reported region: area-weighted thickness statistics over its vertices, and its cartilage volume."""
     voxel_counts = np.bincount(regions.ravel(), minlength=16)
     out = {}
     for region, ids in L.CARTILAGE_REGIONS.items():
@@ -235,7 +236,8 @@ def summarise_regions(
         tmap = thickness_maps.get(bone)
         stats = None
         if tmap is not None:
-            stats = ThicknessStats.from_values(tmap.thickness_mm[np.isin(tmap.region, ids)])
+            member = np.isin(tmap.region, ids)
+            stats = ThicknessStats.from_values(tmap.thickness_mm[member], areas[bone][member])
         out[region] = RegionResult(bone=bone, thickness_mm=stats, volume_mm3=volume)
     return out
 

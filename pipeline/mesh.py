@@ -44,6 +44,15 @@ class Surface:
         length = np.linalg.norm(normals, axis=1, keepdims=True)
         return normals / np.maximum(length, 1e-12)
 
+    def vertex_areas(self) -> np.ndarray:
+        """Surface area (mm^2) each vertex stands for: a third of each adjacent triangle, (N,)."""
+        tri = self.points[self.faces]
+        face_area = np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1) / 2
+        areas = np.zeros(self.n_points)
+        for corner in range(3):
+            np.add.at(areas, self.faces[:, corner], face_area / 3)
+        return areas
+
     def signed_volume_mm3(self) -> float:
         tri = self.points[self.faces]
         return float(np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6.0)

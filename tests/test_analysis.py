@@ -58,7 +58,7 @@ def test_results_json_schema(written):
     assert set(data["structures"]) == set(L.STRUCTURES)
     assert set(data["cartilage"]) == set(L.CARTILAGE_REGIONS)
     femoral = data["cartilage"]["femoral"]
-    assert set(femoral["thickness_mm"]) == {"mean", "median", "std", "p95", "n_vertices"}
+    assert set(femoral["thickness_mm"]) == {"mean", "median", "std", "p95", "n_vertices", "area_mm2"}
     assert femoral["volume_mm3"] > 0
     assert data["t2"]["computed"] is False and "only a label map" in data["t2"]["reason"]
     assert data["input"]["labels"]["orientation"] == "PIR"
@@ -211,5 +211,6 @@ def test_cli_errors_are_one_line(tmp_path):
     proc = _cli("analyze", "--labels", str(bad), "--out", str(tmp_path / "o"))
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "label maps must be NIfTI" in proc.stderr
-    proc = _cli("analyze", str(bad), "--out", str(tmp_path / "o"))
-    assert proc.returncode == 2 and "No --labels given" in proc.stderr
+    proc = _cli("analyze", str(bad), "--out", str(tmp_path / "o"))  # an image to segment: checked before any model
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "notes.txt: unsupported file type" in proc.stderr
