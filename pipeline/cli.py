@@ -62,9 +62,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 def _segment_and_analyze(args: argparse.Namespace, progress):
     """MRI -> segmentation -> analysis with the engine; the demo model stands in (with a notice) when needed."""
     from .engine import Engine
+    from .io import image_kind
 
     if args.image is None:
         raise KneePipelineError("Give the MRI to segment (python -m pipeline analyze MRI --out OUT/), or --labels.")
+    image_kind(args.image)  # refuse a wrong file before spending seconds on loading a model
     engine = Engine.load(
         args.model,
         model_dir=args.model_dir,

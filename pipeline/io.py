@@ -53,25 +53,39 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def image_kind(path: str | Path) -> str:
+    """'folder', 'zip', 'volume' or 'dicom' for an image input, without reading it; an error for anything else.
+
+    Cheap, so callers can refuse a wrong upload before loading a model.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InvalidInputError(f"{path.name}: no such file or folder.")
+    if path.is_dir():
+        return "folder"
+    if path.name.lower().endswith(".zip"):
+        return "zip"
+    if path.name.lower().endswith(VOLUME_SUFFIXES):
+        return "volume"
+    if dicom.is_dicom_file(path):
+        return "dicom"
+    raise InvalidInputError(
+        f"{path.name}: unsupported file type. Use NIfTI (.nii/.nii.gz), NRRD, MHA, a zip of one DICOM series, "
+        "or a single multi-frame DICOM."
+    )
+
+
 def load_image(path: str | Path) -> Volume:
     """Read a knee MRI from a file, a DICOM folder or a zip. Raises InvalidInputError with the reason."""
     path = Path(path)
     name = path.name
-    if not path.exists():
-        raise InvalidInputError(f"{name}: no such file or folder.")
-    if path.is_dir():
-        volume = dicom.read_single_series(path, name=name)
-    elif name.lower().endswith(".zip"):
-        volume = _load_zip(path)
-    elif name.lower().endswith(VOLUME_SUFFIXES):
-        volume = _read_with_sitk(path)
-    elif dicom.is_dicom_file(path):
-        volume = _load_single_dicom(path)
-    else:
-        raise InvalidInputError(
-            f"{name}: unsupported file type. Use NIfTI (.nii/.nii.gz), NRRD, MHA, a zip of one DICOM series, "
-            "or a single multi-frame DICOM."
-        )
+    readers = {
+        "folder": lambda: dicom.read_single_series(path, name=name),
+        "zip": lambda: _load_zip(path),
+        "volume": lambda: _read_with_sitk(path),
+        "dicom": lambda: _load_single_dicom(path),
+    }
+    volume = readers[image_kind(path)]()
     _check_3d(volume, name)
     return _with_source(volume, path)
 
