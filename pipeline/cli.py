@@ -47,19 +47,19 @@ def _summary(result, files: dict) -> str:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    progress = None if args.quiet else _progress_bar()
     if args.labels is None:
-        result = _segment_and_analyze(args, progress)
+        result = _segment_and_analyze(args)
     else:
         from .analysis import analyze_labels
 
+        progress = None if args.quiet else _progress_bar()
         result = analyze_labels(args.labels, scheme=args.label_scheme, image=args.image, progress=progress)
     files = result.write(args.out, make_zip=not args.no_zip)
     print(_summary(result, files))
     return 0
 
 
-def _segment_and_analyze(args: argparse.Namespace, progress):
+def _segment_and_analyze(args: argparse.Namespace):
     """MRI -> segmentation -> analysis with the engine; the demo model stands in (with a notice) when needed."""
     from .engine import Engine
     from .io import image_kind
@@ -79,7 +79,8 @@ def _segment_and_analyze(args: argparse.Namespace, progress):
         print(f"NOTICE: {engine.notice}", file=sys.stderr)
     elif engine.is_demo:
         print("NOTICE: using the DEMO model (synthetic knees only; meaningless on real MRI).", file=sys.stderr)
-    return engine.analyze(args.image, progress=progress, mirroring=args.mirroring)
+    # The bar starts after loading, so a notice above is not torn through by it.
+    return engine.analyze(args.image, progress=None if args.quiet else _progress_bar(), mirroring=args.mirroring)
 
 
 def cmd_weights(args: argparse.Namespace) -> int:

@@ -158,8 +158,7 @@ class Engine:
         """The loaded segmenter for ``model`` (default: the engine's), loading it on first use. Call under the lock."""
         name = model or self.model
         if name not in self._segmenters:
-            model_dir = None if name == DEMO_MODEL else self._model_dir
-            self._segmenters[name] = _load_segmenter(name, model_dir, self._options, self._download)
+            self._segmenters[name] = _load_segmenter(name, self._model_dir, self._options, self._download)
         return self._segmenters[name]
 
     # --- work ---
@@ -227,5 +226,6 @@ class Engine:
 
 
 def _load_segmenter(model: str, model_dir: Path | None, options: dict, download: bool) -> Segmenter:
-    resolved = resolve_model(model, model_dir=model_dir, download=download)
+    # A model dir holds a copy of the published models; the demo model always comes from this repository.
+    resolved = resolve_model(model, model_dir=None if model == DEMO_MODEL else model_dir, download=download)
     return Segmenter.from_model(resolved, **options)

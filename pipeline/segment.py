@@ -34,9 +34,15 @@ logger = logging.getLogger(__name__)
 
 ProgressFn = Callable[[float, str], None]
 
-#: A segmentation counts as a knee only if the femur or the tibia has at least this volume after clean-up.
-#: Real femora/tibiae in a knee field of view are 40-150 cm^3; stray blobs on non-knee images are far smaller.
-MIN_BONE_MM3 = 2000.0
+#: A segmentation counts as a knee only if, after clean-up, femur and tibia each have at least MIN_BONE_MM3, femoral
+#: and tibial cartilage at least the volumes below, and both bones are solid (a one-voxel erosion removes at most
+#: MAX_BONE_SHELL_FRACTION of them). Real knees in a DESS field of view: bones 40-150 cm^3, femoral cartilage
+#: 5-15 cm^3, tibial 1-4 cm^3, shell fraction < 0.1. A network shown something else labels bright blobs as bone
+#: without cartilage (a ball) or paints spongy fragments of everything (noise); these checks catch both.
+MIN_BONE_MM3 = 5000.0
+MIN_FEMORAL_CARTILAGE_MM3 = 500.0
+MIN_TIBIAL_CARTILAGE_MM3 = 200.0
+MAX_BONE_SHELL_FRACTION = 0.35
 
 # --- label names -> structures ---------------------------------------------------------------------------------
 # nnU-Net dataset.json label names vary between models (the knee model's authors use DOSMA-style short names in
@@ -324,8 +330,10 @@ class Segmenter:
         mirroring: bool,
         tile_step_size: float,
         fp16: bool,
+        require_knee: bool = True,
     ):
         self._stages = stages
+        self.require_knee = require_knee
         self.mapping = mapping
         self.model_info = model_info
         self.device = device
@@ -337,7 +345,14 @@ class Segmenter:
     # --- construction ---
     @classmethod
     def from_model(
-        cls, resolved, *, device: str = "auto", mirroring: bool = False, tile_step_size: float = 0.5, fp16: bool = True
+        cls,
+        resolved,
+        *,
+        device: str = "auto",
+        mirroring: bool = False,
+        tile_step_size: float = 0.5,
+        fp16: bool = True,
+        require_knee: bool = True,
     ) -> Segmenter:
         """From a :class:`pipeline.weights.ResolvedModel` (its stage folders, fold and checkpoint name)."""
         return cls.from_folders(
@@ -348,6 +363,7 @@ class Segmenter:
             mirroring=mirroring,
             tile_step_size=tile_step_size,
             fp16=fp16,
+            require_knee=require_knee,
             label_fallback=resolved.entry.label_fallback,
             model_info=resolved.describe(),
             what_to_do=_what_to_do(resolved),
@@ -364,11 +380,15 @@ class Segmenter:
         mirroring: bool = False,
         tile_step_size: float = 0.5,
         fp16: bool = True,
+        require_knee: bool = True,
         label_fallback: str = "",
         model_info: dict | None = None,
         what_to_do: str = "",
     ) -> Segmenter:
-        """From nnU-Net trainer folders in run order (one folder, or lowres then cascade_fullres)."""
+        """From nnU-Net trainer folders in run order (one folder, or lowres then cascade_fullres).
+
+        ``require_knee=False`` skips the "no knee structures found" check (speed tests with random weights).
+        """
         torch_device = select_device(device)
         stages = [_load_stage(Path(d), fold, checkpoint, torch_device, tile_step_size, what_to_do) for d in stage_dirs]
         _check_stages(stages)
@@ -397,6 +417,7 @@ class Segmenter:
             mirroring=mirroring,
             tile_step_size=tile_step_size,
             fp16=fp16,
+            require_knee=require_knee,
         )
 
     @property
@@ -414,7 +435,7 @@ class Segmenter:
             progress: optional callback(fraction 0-1, message), called per stage and per sliding-window tile.
             mirroring: test-time mirroring (up to 8x slower); None = the segmenter's default.
         Raises:
-            EmptySegmentationError: blank image, or no femur/tibia found ("no knee structures found").
+            EmptySegmentationError: blank image, or nothing knee-like found ("no knee structures found").
         """
         report = progress or (lambda fraction, message: None)
         _check_image(image)
@@ -429,13 +450,16 @@ class Segmenter:
             seconds["postprocessing"] = time.perf_counter() - t1
             seconds["total"] = time.perf_counter() - t0
             self._free_memory()
-        _check_knee_found(canonical, image)
+        if self.require_knee:
+            _check_knee_found(canonical, image)
         report(1.0, "Segmentation complete")
         provenance = {
             **self.model_info,
             "device": str(self.device),
             "fp16_autocast": self.device.type == "cuda" and self.fp16,
             "mirroring": use_mirroring,
+            # nnU-Net mirrors only along the axes the checkpoint allows (none if it names none)
+            "mirror_axes": list(self._stages[-1].predictor.allowed_mirroring_axes or ()) if use_mirroring else [],
             "tile_step_size": self.tile_step_size,
             "sliding_window_tiles": tiles,
             "label_mapping": self.mapping.to_dict(),
@@ -556,15 +580,42 @@ def _check_image(image: Volume) -> None:
         )
 
 
+def knee_problems(canonical: np.ndarray, voxel_mm3: float) -> list[str]:
+    """Why a canonical label array does not look like a knee (empty list: it does). See MIN_BONE_MM3."""
+    from scipy import ndimage
+
+    def volume(*names: str) -> float:
+        return sum(float(np.count_nonzero(canonical == L.CANONICAL[n])) for n in names) * voxel_mm3
+
+    problems = []
+    for bone in (L.FEMUR, L.TIBIA):
+        mm3 = volume(bone)
+        if mm3 < MIN_BONE_MM3:
+            problems.append(f"{bone} {mm3 / 1000:.1f} cm3 (needs {MIN_BONE_MM3 / 1000:g})")
+            continue
+        mask = canonical == L.CANONICAL[bone]
+        box = ndimage.find_objects(mask.astype(np.uint8))[0]
+        solid = np.pad(mask[box], 1)
+        shell = 1.0 - np.count_nonzero(ndimage.binary_erosion(solid)) / np.count_nonzero(solid)
+        if shell > MAX_BONE_SHELL_FRACTION:
+            problems.append(f"{bone} is fragmented, not a solid bone ({shell:.0%} of it is surface)")
+    cartilage = {
+        "femoral cartilage": (volume(L.FEMORAL_CARTILAGE), MIN_FEMORAL_CARTILAGE_MM3),
+        "tibial cartilage": (volume(L.MEDIAL_TIBIAL_CARTILAGE, L.LATERAL_TIBIAL_CARTILAGE), MIN_TIBIAL_CARTILAGE_MM3),
+    }
+    for name, (mm3, minimum) in cartilage.items():
+        if mm3 < minimum:
+            problems.append(f"{name} {mm3 / 1000:.2f} cm3 (needs {minimum / 1000:g})")
+    return problems
+
+
 def _check_knee_found(canonical: np.ndarray, image: Volume) -> None:
-    voxel_mm3 = image.voxel_volume_mm3
-    bone_mm3 = {b: float(np.count_nonzero(canonical == L.CANONICAL[b])) * voxel_mm3 for b in (L.FEMUR, L.TIBIA)}
-    if max(bone_mm3.values()) < MIN_BONE_MM3:
-        found = ", ".join(f"{k} {v / 1000:.2f} cm3" for k, v in bone_mm3.items())
+    problems = knee_problems(canonical, image.voxel_volume_mm3)
+    if problems:
         raise EmptySegmentationError(
-            f"No knee structures found in the image (femur and tibia below {MIN_BONE_MM3 / 1000:g} cm3: {found}). "
-            "Check that it is a knee MRI of the kind the model was trained on (the published model: sagittal "
-            "3-D DESS/qDESS; the demo model: synthetic knees only)."
+            "No knee structures found in the image: " + "; ".join(problems) + ". Check that it is a knee MRI of the "
+            "kind the model was trained on (the published model: sagittal 3-D DESS/qDESS; the demo model: "
+            "synthetic knees only)."
         )
 
 

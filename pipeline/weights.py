@@ -202,7 +202,7 @@ def resolve_model(
             + ". "
             + _how_to_fix(entry, resolved.origin)
         )
-    if not entry.pinned:
+    if not entry.pinned and resolved.origin.startswith("hub"):
         logger.warning(
             "Model '%s' is not pinned to a commit in weights/manifest.toml (revision '%s'); using commit %s. "
             "See weights/README.md to pin it.",
@@ -302,8 +302,9 @@ def _cached_snapshot(entry: ModelEntry, cache_dir: Path) -> Path | None:
         logger.debug("No cached snapshot of %s@%s: %s", entry.repo_id, entry.revision, exc)
         return None
     path = Path(path)
-    # A snapshot folder can exist without this model's files (another model of the same repo was fetched).
-    if entry.allow_patterns and not any(_matches(path, pattern) for pattern in entry.allow_patterns):
+    # A snapshot folder can lack this model's files (another model of the same repo was fetched, or a download
+    # was interrupted): then it does not count, and a download (which resumes) fills it in.
+    if not all(_matches(path, pattern) for pattern in entry.allow_patterns):
         return None
     return path
 
