@@ -7,7 +7,8 @@ sees when it reads the same image from a file with its SimpleITK reader, so resu
 Steps: preprocessing, sliding-window inference and resampling back to the image grid are nnU-Net's
 (``predict_single_npy_array``; a cascade feeds the low-resolution result to the second stage as
 ``segmentation_previous_stage``). After it: model labels -> canonical labels by structure *name* (read from the
-model's ``dataset.json``), the largest connected component of every structure, holes in bones filled.
+model's ``dataset.json``); the largest connected component of each bone, holes in bones filled; cartilage and
+meniscus pieces under 10 % of their structure's largest piece removed (see ``postprocess``).
 
 torch and nnunetv2 are imported only when a Segmenter is built, so the label-mapping helpers stay cheap.
 """
@@ -191,10 +192,17 @@ def map_model_labels(labels: Mapping[str, int | Sequence[int]], *, fallback: str
 
 
 # --- post-processing -------------------------------------------------------------------------------------------
-def postprocess(labels: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
-    """Largest connected component of every structure (26-connected), then holes in the bones filled.
+#: Cartilage and meniscus pieces smaller than this fraction of the structure's largest piece are removed as noise.
+#: Larger pieces are kept (and flagged by the QC as a split structure): femoral cartilage can genuinely come in
+#: pieces (a denuded trochlea; the synthetic phantom's two condyles), and keeping only the largest piece, as the
+#: predecessor does for every label, would silently delete a whole condyle's cartilage.
+SOFT_TISSUE_MIN_PIECE_FRACTION = 0.10
 
-    Args:
+
+def postprocess(labels: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
+    """Bones: largest connected component, holes filled. Cartilage, menisci: small stray pieces removed.
+
+    Connectivity is 26-neighbour. Args:
         labels: canonical label array (any axis order), uint8; not modified.
     Returns:
         The cleaned array and, per structure, the number of voxels changed (negative = removed).
@@ -203,7 +211,6 @@ def postprocess(labels: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
 
     out = labels.copy()
     changes: dict[str, int] = {}
-    full = np.ones((3, 3, 3), dtype=bool)
     boxes = ndimage.find_objects(out, max_label=max(L.CANONICAL.values()))
     for name in L.STRUCTURES:
         value = L.CANONICAL[name]
@@ -212,11 +219,16 @@ def postprocess(labels: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
             continue
         view = out[box]
         mask = view == value
-        components, n = ndimage.label(mask, structure=full)
-        if n > 1:
-            sizes = np.bincount(components.ravel())
-            sizes[0] = 0
-            drop = mask & (components != int(np.argmax(sizes)))
+        components, n = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
+        if n < 2:
+            continue
+        sizes = np.bincount(components.ravel())
+        sizes[0] = 0
+        minimum = sizes.max() if name in L.BONES else SOFT_TISSUE_MIN_PIECE_FRACTION * sizes.max()
+        keep = sizes >= minimum
+        keep[0] = False
+        drop = mask & ~keep[components]
+        if drop.any():
             view[drop] = 0
             changes[name] = -int(drop.sum())
     for name in L.BONES:
@@ -463,7 +475,10 @@ class Segmenter:
             "tile_step_size": self.tile_step_size,
             "sliding_window_tiles": tiles,
             "label_mapping": self.mapping.to_dict(),
-            "postprocessing": {"largest_component_and_bone_fill_voxels_changed": changes},
+            "postprocessing": {
+                "voxels_changed": changes,
+                "soft_tissue_min_piece_fraction": SOFT_TISSUE_MIN_PIECE_FRACTION,
+            },
             "seconds": {k: round(v, 3) for k, v in seconds.items()},
         }
         # Fresh meta: the label map must not carry the image's file name and checksum as if they were its own.
