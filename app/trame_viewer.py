@@ -19,7 +19,6 @@ os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")  # head
 def build_plotter(results: Path, vmax_mm: float = 4.0):
     """A pyvista plotter with the result folder's meshes; returns (plotter, actors by group)."""
     import pyvista as pv
-
     from pipeline.viewer import add_knee
 
     plotter = pv.Plotter(off_screen=True)

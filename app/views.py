@@ -160,7 +160,7 @@ STRUCTURE_HEADERS = ["structure", "present", "volume mm³", "pieces"]
 
 
 def t2_table(result) -> list[list]:
-    regions = result.t2.get("regions", {}) if result.t2.get("computed") else {}
+    regions = result.t2.to_dict()["regions"] if result.t2.computed else {}
     rows = []
     for region, stats in regions.items():
         rows.append(

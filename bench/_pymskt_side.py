@@ -47,9 +47,13 @@ def main(spec_path: str, out_path: str) -> None:
         labels_of = cfg["cartilage"]  # region name -> label value
         with contextlib.redirect_stdout(noise):
             t = time.perf_counter()
-            bone = BoneMesh(seg_image=sitk.Image(seg), label_idx=cfg["label"],
-                            list_cartilage_labels=list(labels_of.values()), bone=cfg["name"],
-                            crop_percent=cfg["crop_percent"])
+            bone = BoneMesh(
+                seg_image=sitk.Image(seg),
+                label_idx=cfg["label"],
+                list_cartilage_labels=list(labels_of.values()),
+                bone=cfg["name"],
+                crop_percent=cfg["crop_percent"],
+            )
             bone.create_mesh(smooth_image_var=spec["bone_smooth_var"])
             timings["bone_mesh_s"] = time.perf_counter() - t
             t = time.perf_counter()
@@ -62,21 +66,27 @@ def main(spec_path: str, out_path: str) -> None:
             t = time.perf_counter()
             bone.calc_cartilage_thickness(
                 ray_cast_length=spec["ray_cast_length"],
-                percent_ray_length_opposite_direction=spec["percent_ray_length_opposite_direction"])
+                percent_ray_length_opposite_direction=spec["percent_ray_length_opposite_direction"],
+            )
             timings["ray_cast_s"] = time.perf_counter() - t
             t = time.perf_counter()
             for cart_mesh in bone.list_cartilage_meshes:
                 cart_mesh.fix_mesh()
             bone.assign_cartilage_regions(
                 ray_cast_length=spec["ray_cast_length"],
-                percent_ray_length_opposite_direction=spec["percent_ray_length_opposite_direction"])
+                percent_ray_length_opposite_direction=spec["percent_ray_length_opposite_direction"],
+            )
             timings["regions_s"] = time.perf_counter() - t
-        timings["mesh_plus_thickness_s"] = sum(timings[k] for k in ("bone_mesh_s", "resample_fix_s",
-                                                                   "cartilage_meshes_s", "ray_cast_s"))
+        timings["mesh_plus_thickness_s"] = sum(
+            timings[k] for k in ("bone_mesh_s", "resample_fix_s", "cartilage_meshes_s", "ray_cast_s")
+        )
         thickness = np.asarray(bone.point_data["thickness (mm)"], dtype=float)
         labels = np.asarray(bone.point_data["labels"], dtype=int)
-        out["bones"][cfg["name"]] = {"n_points": int(bone.n_points), "timings_s": timings,
-                                    "n_thickness_gt0": int((thickness > 0).sum())}
+        out["bones"][cfg["name"]] = {
+            "n_points": int(bone.n_points),
+            "timings_s": timings,
+            "n_thickness_gt0": int((thickness > 0).sum()),
+        }
         for region, value in labels_of.items():
             values = thickness[labels == value]
             out["regions"][region] = {
@@ -89,8 +99,13 @@ def main(spec_path: str, out_path: str) -> None:
                 "mean_gt0": float(values[values > 0].mean()) if (values > 0).any() else None,
             }
         if spec.get("save_npz"):
-            np.savez_compressed(f"{spec['save_npz']}/pymskt_{cfg['name']}.npz", points=np.asarray(bone.points),
-                                faces=np.asarray(bone.faces).reshape(-1, 4)[:, 1:], thickness=thickness, labels=labels)
+            np.savez_compressed(
+                f"{spec['save_npz']}/pymskt_{cfg['name']}.npz",
+                points=np.asarray(bone.points),
+                faces=np.asarray(bone.faces).reshape(-1, 4)[:, 1:],
+                thickness=thickness,
+                labels=labels,
+            )
     out["noise_lines"] = len(noise.getvalue().splitlines())
     with open(out_path, "w") as f:
         json.dump(out, f, indent=1)

@@ -23,7 +23,7 @@ NO_MODEL = "(none: analysis of label maps only)"
 
 
 def direct_baseline() -> float:
-    from pipeline.analysis import analyze_labels
+    from pipeline.engine import analyze_labels
     from pipeline.synthetic import make_phantom, render_mr
 
     phantom = make_phantom(side="right")
@@ -52,8 +52,13 @@ def through_app(port: int, repeats: int) -> tuple[list[float], list[float], floa
 
     workdir = tempfile.mkdtemp()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
-    server = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--workdir", workdir], cwd=ROOT,
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "app.py", "--port", str(port), "--workdir", workdir],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     stop, peak = threading.Event(), [0.0]
     threading.Thread(target=watch_rss, args=(server.pid, stop, peak), daemon=True).start()
     try:

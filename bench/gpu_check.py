@@ -4,7 +4,7 @@
    preset) on a dataset fingerprint of sagittal DESS knees, 384 x 384 x 160 voxels of 0.36 x 0.36 x 0.7 mm
    (array order 160 x 384 x 384, spacing 0.7 x 0.36 x 0.36). This runs on any machine and is printed.
 2. With CUDA: a model folder with those plans, the knee labels and a random-weight checkpoint is loaded by
-   ``pipeline.segment.Segmenter`` and one knee-sized image is segmented with fp16 autocast on/off and test-time
+   ``pipeline.segmentation.Segmenter`` and one knee-sized image is segmented with fp16 autocast on/off and test-time
    mirroring off/on (seconds per case, sliding-window tiles, peak GPU memory). Random weights segment nothing,
    so the "no knee structures found" check is switched off (``require_knee=False``); only speed is measured.
 
@@ -121,12 +121,15 @@ def knee_sized_image(shape_kji: tuple[int, int, int]):
 def time_runs(folder: Path, image, runs: list[str], device: str) -> list[dict]:
     import torch
 
-    from pipeline import segment
+    from pipeline import segmentation as segment
+    from pipeline.config import InferenceOptions
 
     rows = []
     for fp16 in sorted({RUNS[r][0] for r in runs}, reverse=True):
         # Random weights segment nothing knee-like: skip that check, only speed is measured.
-        segmenter = segment.Segmenter.from_folders([folder], fold=0, device=device, fp16=fp16, require_knee=False)
+        segmenter = segment.Segmenter.from_folders(
+            [folder], fold=0, options=InferenceOptions(device=device, fp16=fp16), require_knee=False
+        )
         if device == "cuda":
             segmenter.predict(image)  # warm-up: cudnn autotuning and allocator growth
         for run in [r for r in runs if RUNS[r][0] == fp16]:

@@ -40,12 +40,13 @@ ENGINE_CHILD = textwrap.dedent(
     import json, resource, sys, time
     t0 = time.perf_counter()
     from pipeline.io import load_image
-    from pipeline.segment import Segmenter
+    from pipeline.config import InferenceOptions
+    from pipeline.segmentation import Segmenter
     from pipeline.weights import resolve_model
     from pipeline.io import write_volume
     image = load_image(sys.argv[1])
     t1 = time.perf_counter()
-    segmenter = Segmenter.from_model(resolve_model("demo"), device="cpu")
+    segmenter = Segmenter.from_model(resolve_model("demo"), options=InferenceOptions(device="cpu"))
     t2 = time.perf_counter()
     cases = []
     for _ in range(int(sys.argv[3])):

@@ -26,10 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-from pipeline import anatomy, depth, t2  # noqa: E402
 from pipeline import labels as L  # noqa: E402
+from pipeline import t2  # noqa: E402
 from pipeline.config import AnalysisConfig  # noqa: E402
+from pipeline.morphometry import anatomy  # noqa: E402
 from pipeline.synthetic import PhantomSpec, make_phantom  # noqa: E402
+from pipeline.t2 import depth  # noqa: E402
 from pipeline.volume import Volume  # noqa: E402
 
 REGION_T2_MS = {11: 30.0, 12: 33.0, 13: 36.0, 14: 39.0, 15: 42.0, 5: 25.0, 6: 28.0, 7: 45.0}
@@ -94,8 +96,9 @@ def main() -> None:
     femoral, _ = anatomy.femoral_subregions(labels, anatomy.detect_laterality(labels), AnalysisConfig())
     region_map = anatomy.region_map(labels, femoral)
     echo1, echo2 = echoes(labels, region_map)
-    series = t2.QDessSeries.from_volumes(echo1, echo2, tr_ms=TR_MS, te_ms=TE_MS, flip_deg=FLIP_DEG,
-                                         gl_area=GL_AREA, tg_us=TG_US)
+    series = t2.QDessSeries.from_volumes(
+        echo1, echo2, tr_ms=TR_MS, te_ms=TE_MS, flip_deg=FLIP_DEG, gl_area=GL_AREA, tg_us=TG_US
+    )
     setup = time.perf_counter() - setup
 
     params = t2.T2Params()
@@ -116,20 +119,26 @@ def main() -> None:
         rows.append((f"load_qdess of 2 x {labels.size[2]} DICOM files", time_dicom_load(series, labels)))
 
     n_cart = int((region_map > 0).sum())
-    print(f"qDESS T2 step on CPU: grid {labels.size} (i, j, k), {labels.array.size / 1e6:.1f} M voxels, "
-          f"{n_cart:,} cartilage voxels, spacing {labels.spacing} mm; setup (not timed) {setup:.1f} s")
+    print(
+        f"qDESS T2 step on CPU: grid {labels.size} (i, j, k), {labels.array.size / 1e6:.1f} M voxels, "
+        f"{n_cart:,} cartilage voxels, spacing {labels.spacing} mm; setup (not timed) {setup:.1f} s"
+    )
     print(f"{'stage':<40} {'best s':>8} {'median s':>9}")
     for name, times in rows:
         print(f"{name:<40} {min(times):>8.3f} {statistics.median(times):>9.3f}")
-    print(f"run_t2 peak allocation {step_peak_mib:.0f} MiB (beyond its inputs); process peak resident memory "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (includes building the phantom)")
+    print(
+        f"run_t2 peak allocation {step_peak_mib:.0f} MiB (beyond its inputs); process peak resident memory "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (includes building the phantom)"
+    )
     print("regional mean T2 vs truth (ms):")
     for name, ids in L.CARTILAGE_REGIONS.items():
         truth = float(np.mean([REGION_T2_MS[i] for i in ids])) if name != "femoral" else None
         stats = result.regions[name]
         truth_text = f"{truth:.1f}" if truth is not None else "  - "
-        print(f"  {name:<32} {stats['mean']:7.2f}  truth {truth_text}  deep {stats['deep']['mean']:6.2f}  "
-              f"superficial {stats['superficial']['mean']:6.2f}  n {stats['n_voxels']}")
+        print(
+            f"  {name:<32} {stats['mean']:7.2f}  truth {truth_text}  deep {stats['deep']['mean']:6.2f}  "
+            f"superficial {stats['superficial']['mean']:6.2f}  n {stats['n_voxels']}"
+        )
 
 
 def time_dicom_load(series: t2.QDessSeries, labels: Volume) -> list[float]:
@@ -139,9 +148,16 @@ def time_dicom_load(series: t2.QDessSeries, labels: Volume) -> list[float]:
 
     with tempfile.TemporaryDirectory(prefix="bench-t2-") as tmp:
         scale = 20.0  # keep precision in 16-bit pixels
-        write_series(Path(tmp), labels, [series.echo1.array * scale, series.echo2.array * scale],
-                     [TE_MS, 2 * TR_MS - TE_MS], tr_ms=TR_MS, flip_deg=FLIP_DEG, description="Sag 3D qDESS bench",
-                     spoiler_tags=(f"{GL_AREA:.6f}", f"{TG_US:.6f}"))
+        write_series(
+            Path(tmp),
+            labels,
+            [series.echo1.array * scale, series.echo2.array * scale],
+            [TE_MS, 2 * TR_MS - TE_MS],
+            tr_ms=TR_MS,
+            flip_deg=FLIP_DEG,
+            description="Sag 3D qDESS bench",
+            spoiler_tags=(f"{GL_AREA:.6f}", f"{TG_US:.6f}"),
+        )
         start = time.perf_counter()
         t2.load_qdess(Path(tmp))
         return [time.perf_counter() - start]

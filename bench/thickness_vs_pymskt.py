@@ -41,8 +41,18 @@ SIDE_SCRIPT = BENCH / "_pymskt_side.py"
 MSKT = "mskt==0.1.22"
 # Lean recipe (platform-notes §12) plus the stack pins of §2. pymeshfix 0.17.2, not 0.18.x: mskt 0.1.22 calls
 # MeshFix.repair(verbose=...), a keyword 0.18 removed (TypeError in BoneMesh.fix_mesh).
-PYMSKT_DEPS = ["numpy==2.4.6", "scipy==1.17.1", "SimpleITK==2.5.7", "vtk==9.7.2", "pyvista==0.49.1", "pyacvd==0.4.0",
-               "pymeshfix==0.17.2", "nibabel==5.4.2", "point-cloud-utils==0.34.0", "cycpd==0.28"]
+PYMSKT_DEPS = [
+    "numpy==2.4.6",
+    "scipy==1.17.1",
+    "SimpleITK==2.5.7",
+    "vtk==9.7.2",
+    "pyvista==0.49.1",
+    "pyacvd==0.4.0",
+    "pymeshfix==0.17.2",
+    "nibabel==5.4.2",
+    "point-cloud-utils==0.34.0",
+    "cycpd==0.28",
+]
 SDIST_FILES = ("right_knee_example.nrrd", "SAG_3D_DESS_RIGHT_bones_cart_men_fib-label.nrrd")
 REGIONS = ("femoral", "medial_tibial", "lateral_tibial", "patellar")
 # Our region ids per reported cartilage (pipeline.labels.CARTILAGE_REGIONS) and the bone each sits on.
@@ -55,14 +65,32 @@ PREDECESSOR_BONES = (("femur", 20_000, 0.8), ("tibia", 20_000, 0.8), ("patella",
 # space (bones by size, femur superior, tibia inferior, patella anterior; cartilage by which bone it touches;
 # menisci are rings that do not touch bone; medial = toward patient left (+x, LPS) in these right knees, the
 # fibula (file 2, label 8) lying on the other, lateral side); pymskt's own examples use the same numbers.
-RIGHT_KNEE_EXAMPLE = {"femur": 5, "tibia": 6, "patella": 7, "femoral_cartilage": 1, "medial_tibial_cartilage": 2,
-                      "lateral_tibial_cartilage": 3, "patellar_cartilage": 4}
+RIGHT_KNEE_EXAMPLE = {
+    "femur": 5,
+    "tibia": 6,
+    "patella": 7,
+    "femoral_cartilage": 1,
+    "medial_tibial_cartilage": 2,
+    "lateral_tibial_cartilage": 3,
+    "patellar_cartilage": 4,
+}
 SAG_3D_DESS = {**RIGHT_KNEE_EXAMPLE, "medial_meniscus": 10, "lateral_meniscus": 9}  # 8 = fibula, not analysed
-CANONICAL = {"femur": 1, "tibia": 2, "patella": 3, "femoral_cartilage": 4, "medial_tibial_cartilage": 5,
-             "lateral_tibial_cartilage": 6, "patellar_cartilage": 7, "medial_meniscus": 8, "lateral_meniscus": 9}
-CARTILAGE_OF = {"femur": {"femoral": "femoral_cartilage"},
-                "tibia": {"medial_tibial": "medial_tibial_cartilage", "lateral_tibial": "lateral_tibial_cartilage"},
-                "patella": {"patellar": "patellar_cartilage"}}
+CANONICAL = {
+    "femur": 1,
+    "tibia": 2,
+    "patella": 3,
+    "femoral_cartilage": 4,
+    "medial_tibial_cartilage": 5,
+    "lateral_tibial_cartilage": 6,
+    "patellar_cartilage": 7,
+    "medial_meniscus": 8,
+    "lateral_meniscus": 9,
+}
+CARTILAGE_OF = {
+    "femur": {"femoral": "femoral_cartilage"},
+    "tibia": {"medial_tibial": "medial_tibial_cartilage", "lateral_tibial": "lateral_tibial_cartilage"},
+    "patella": {"patellar": "patellar_cartilage"},
+}
 
 
 @dataclass
@@ -112,8 +140,10 @@ def ensure_data() -> None:
 def pymskt_ready() -> bool:
     if not PYMSKT_PY.exists():
         return False
-    probe = ("import inspect, pymeshfix, pymskt.mesh; "
-             "assert 'verbose' in inspect.signature(pymeshfix.MeshFix.repair).parameters")
+    probe = (
+        "import inspect, pymeshfix, pymskt.mesh; "
+        "assert 'verbose' in inspect.signature(pymeshfix.MeshFix.repair).parameters"
+    )
     return subprocess.run([str(PYMSKT_PY), "-c", probe], capture_output=True).returncode == 0
 
 
@@ -152,7 +182,7 @@ def make_cases(names: list[str], phantom_mm: list[float]) -> list[Case]:
 # --- the two sides ----------------------------------------------------------------------------------------
 def run_ours(case: Case, repeat: int, config=None) -> dict:
     """analyze_labels `repeat` times; per-region vertex mean (the API's), area-weighted mean, per-vertex arrays."""
-    from pipeline.analysis import analyze_labels
+    from pipeline.engine import analyze_labels
 
     walls, result = [], None
     for _ in range(repeat):
@@ -160,9 +190,15 @@ def run_ours(case: Case, repeat: int, config=None) -> dict:
         result = analyze_labels(case.path, scheme=case.scheme, config=config)
         walls.append(time.perf_counter() - t0)
     timings = result.provenance["timings_s"]
-    out = {"wall_s": walls, "wall_best_s": min(walls), "wall_median_s": statistics.median(walls), "stages_s": timings,
-           "mesh_plus_thickness_s": timings.get("meshes", 0) + timings.get("thickness", 0),
-           "regions": {}, "surfaces": {}}
+    out = {
+        "wall_s": walls,
+        "wall_best_s": min(walls),
+        "wall_median_s": statistics.median(walls),
+        "stages_s": timings,
+        "mesh_plus_thickness_s": timings.get("meshes", 0) + timings.get("thickness", 0),
+        "regions": {},
+        "surfaces": {},
+    }
     for region in REGIONS:
         stats = result.cartilage[region].thickness_mm
         bone = result.surfaces.get(BONE_OF[region])
@@ -171,8 +207,12 @@ def run_ours(case: Case, repeat: int, config=None) -> dict:
             mask = _isin(bone.point_data["region"], OUR_REGION_IDS[region])
             weights = vertex_areas(bone.points, bone.faces)[mask]
             weighted = float((bone.point_data["thickness_mm"][mask] * weights).sum() / weights.sum())
-            entry = {"mean": stats.mean, "median": stats.median, "n_vertices": stats.n_vertices,
-                     "area_weighted_mean": weighted}
+            entry = {
+                "mean": stats.mean,
+                "median": stats.median,
+                "n_vertices": stats.n_vertices,
+                "area_weighted_mean": weighted,
+            }
         out["regions"][region] = entry
     for name in ("femur", "tibia", "patella"):
         if name in result.surfaces:
@@ -186,16 +226,29 @@ def run_pymskt(case: Case, work: Path) -> dict:
     bones = []
     for bone, n_points, crop in PREDECESSOR_BONES:
         cart = {region: case.scheme[structure] for region, structure in CARTILAGE_OF[bone].items()}
-        bones.append({"name": bone, "label": case.scheme[bone], "cartilage": cart, "n_points": n_points,
-                      "crop_percent": crop})
-    spec = {"label_map": str(case.path), "bone_smooth_var": 0.5, "cart_smooth_var": 0.3125, "ray_cast_length": 10.0,
-            "percent_ray_length_opposite_direction": 0.25, "save_npz": str(work), "bones": bones}
+        bones.append(
+            {"name": bone, "label": case.scheme[bone], "cartilage": cart, "n_points": n_points, "crop_percent": crop}
+        )
+    spec = {
+        "label_map": str(case.path),
+        "bone_smooth_var": 0.5,
+        "cart_smooth_var": 0.3125,
+        "ray_cast_length": 10.0,
+        "percent_ray_length_opposite_direction": 0.25,
+        "save_npz": str(work),
+        "bones": bones,
+    }
     spec_path, out_path = work / "spec.json", work / "out.json"
     spec_path.write_text(json.dumps(spec, indent=1))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     t0 = time.perf_counter()
-    proc = subprocess.run([str(PYMSKT_PY), str(SIDE_SCRIPT), str(spec_path), str(out_path)], capture_output=True,
-                          text=True, env=env, cwd=ROOT)
+    proc = subprocess.run(
+        [str(PYMSKT_PY), str(SIDE_SCRIPT), str(spec_path), str(out_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     process_s = time.perf_counter() - t0
     (work / "pymskt_stdout.txt").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
@@ -218,8 +271,10 @@ def combine_pymskt_runs(runs: list[dict]) -> dict:
         out[key + "_runs"] = [r[key] for r in runs]
         out[key] = min(r[key] for r in runs)
     out["bones"] = min(runs, key=lambda r: r["mesh_plus_thickness_s"])["bones"]
-    out["mean_spread"] = {region: max(r["regions"][region]["mean"] for r in runs)
-                          - min(r["regions"][region]["mean"] for r in runs) for region in runs[0]["regions"]}
+    out["mean_spread"] = {
+        region: max(r["regions"][region]["mean"] for r in runs) - min(r["regions"][region]["mean"] for r in runs)
+        for region in runs[0]["regions"]
+    }
     return out
 
 
@@ -268,12 +323,15 @@ def at_pymskt_vertices(case: Case) -> dict:
         out[region] = {
             "ours_at_theirs": float(ours_there[measured_ours].mean()) if measured_ours.any() else None,
             "same_rays_diff": float((ours_there[both] - theirs["thickness"][both]).mean()) if both.any() else None,
-            "n_both": int(both.sum()), "n_theirs_only": int((measured_theirs & ~measured_ours).sum()),
+            "n_both": int(both.sum()),
+            "n_theirs_only": int((measured_theirs & ~measured_ours).sum()),
             "n_ours_only": int((measured_ours & ~measured_theirs).sum()),
             "theirs_only_mean": float(theirs["thickness"][measured_theirs & ~measured_ours].mean())
-            if (measured_theirs & ~measured_ours).any() else None,
+            if (measured_theirs & ~measured_ours).any()
+            else None,
             "ours_only_mean": float(thickness[nearest][measured_ours & ~measured_theirs].mean())
-            if (measured_ours & ~measured_theirs).any() else None,
+            if (measured_ours & ~measured_theirs).any()
+            else None,
             "nn_distance_median_mm": float(np.median(distance)),
         }
     return out
@@ -288,16 +346,24 @@ def fmt(value, digits=3, signed=False):
 
 def report(cases: list[Case], ours_import_s: float, repeat: int, pymskt_repeat: int) -> None:
     log(f"\n## Wall time (s), {os.cpu_count()} CPU cores, {platform.machine()}")
-    log(f"Best of {repeat} in-process runs of ours (all runs in brackets) and of {pymskt_repeat} pymskt subprocess "
-        "runs (the machine is shared, so the least disturbed run is the fairest figure; the ratio uses the two bests).")
-    log(f"ours: analyze_labels, whole call (load, QC, laterality, femoral subregions, 9 surfaces, thickness, regions);"
-        f" its imports {ours_import_s:.2f} s (pipeline.analysis + scipy/skimage/fast_simplification, once per process)")
-    log("pymskt mesh+thickness: read + BoneMesh create_mesh + resample_surface + fix_mesh + cartilage meshes + "
+    log(
+        f"Best of {repeat} in-process runs of ours (all runs in brackets) and of {pymskt_repeat} pymskt subprocess "
+        "runs (the machine is shared, so the least disturbed run is the fairest figure; the ratio uses the two bests)."
+    )
+    log(
+        f"ours: analyze_labels, whole call (load, QC, laterality, femoral subregions, 9 surfaces, thickness, regions);"
+        f" its imports {ours_import_s:.2f} s (pipeline.analysis + scipy/skimage/fast_simplification, once per process)"
+    )
+    log(
+        "pymskt mesh+thickness: read + BoneMesh create_mesh + resample_surface + fix_mesh + cartilage meshes + "
         "calc_cartilage_thickness, femur/tibia/patella; 'with regions' adds the cartilage fix_mesh + "
-        "assign_cartilage_regions the predecessor ran to get per-region means")
+        "assign_cartilage_regions the predecessor ran to get per-region means"
+    )
     log("")
-    log("| case | ours (s) | ours meshes+thickness stages (s) | pymskt mesh+thickness (s) | ratio | "
-        "pymskt with regions (s) | ratio | pymskt import (s) | pymskt process incl. start (s) | load avg after |")
+    log(
+        "| case | ours (s) | ours meshes+thickness stages (s) | pymskt mesh+thickness (s) | ratio | "
+        "pymskt with regions (s) | ratio | pymskt import (s) | pymskt process incl. start (s) | load avg after |"
+    )
     log("|---|---|---|---|---|---|---|---|---|---|")
     for c in cases:
         o, p = c.ours, c.pymskt
@@ -305,14 +371,18 @@ def report(cases: list[Case], ours_import_s: float, repeat: int, pymskt_repeat: 
         their_runs = ", ".join(f"{w:.1f}" for w in p["mesh_plus_thickness_s_runs"])
         load = "/".join(f"{x:.1f}" for x in c.load_avg)
         ratio, ratio_regions = p["mesh_plus_thickness_s"] / o["wall_best_s"], p["with_regions_s"] / o["wall_best_s"]
-        log(f"| {c.name} | {o['wall_best_s']:.2f} [{runs}] | {o['mesh_plus_thickness_s']:.2f} | "
+        log(
+            f"| {c.name} | {o['wall_best_s']:.2f} [{runs}] | {o['mesh_plus_thickness_s']:.2f} | "
             f"{p['mesh_plus_thickness_s']:.1f} [{their_runs}] | **{ratio:.1f}x** "
             f"| {p['with_regions_s']:.1f} | {ratio_regions:.1f}x | {p['import_s']:.2f} | "
-            f"{p['process_s']:.1f} | {load} |")
+            f"{p['process_s']:.1f} | {load} |"
+        )
     log("")
     log("## Mean cartilage thickness (mm)")
-    log("| case | cartilage | pymskt | ours | ours - pymskt | ours area-weighted | diff | ours at pymskt's vertices | "
-        "per-ray diff (both measured) | n pymskt / ours | pymskt run-to-run spread |")
+    log(
+        "| case | cartilage | pymskt | ours | ours - pymskt | ours area-weighted | diff | ours at pymskt's vertices | "
+        "per-ray diff (both measured) | n pymskt / ours | pymskt run-to-run spread |"
+    )
     log("|---|---|---|---|---|---|---|---|---|---|---|")
     for c in cases:
         for region in REGIONS:
@@ -323,26 +393,32 @@ def report(cases: list[Case], ours_import_s: float, repeat: int, pymskt_repeat: 
             truth = f" (truth {c.truth_mm[region]:g})" if c.truth_mm else ""
             diff = None if tm is None or om is None else om - tm
             diff_aw = None if tm is None or aw is None else aw - tm
-            log(f"| {c.name}{truth} | {region} | {fmt(tm)} | {fmt(om)} | {fmt(diff, signed=True)} | {fmt(aw)} | "
+            log(
+                f"| {c.name}{truth} | {region} | {fmt(tm)} | {fmt(om)} | {fmt(diff, signed=True)} | {fmt(aw)} | "
                 f"{fmt(diff_aw, signed=True)} | {fmt(diag.get('ours_at_theirs'))} | "
                 f"{fmt(diag.get('same_rays_diff'), signed=True)} | "
                 f"{theirs.get('n_vertices', 0)} / {ours['n_vertices']} | "
-                f"{fmt(c.pymskt.get('mean_spread', {}).get(region))} |")
+                f"{fmt(c.pymskt.get('mean_spread', {}).get(region))} |"
+            )
     log("")
     log("Coverage at pymskt's vertices: measured by both / pymskt only (its mean there) / ours only (our mean there)")
     for c in cases:
         for region, d in c.diagnostics.items():
-            log(f"  {c.name:20s} {region:15s} both {d['n_both']:5d}  pymskt-only {d['n_theirs_only']:4d} "
+            log(
+                f"  {c.name:20s} {region:15s} both {d['n_both']:5d}  pymskt-only {d['n_theirs_only']:4d} "
                 f"({fmt(d['theirs_only_mean'], 2)})  ours-only {d['n_ours_only']:4d} ({fmt(d['ours_only_mean'], 2)})  "
-                f"vertex match distance median {d['nn_distance_median_mm']:.2f} mm")
+                f"vertex match distance median {d['nn_distance_median_mm']:.2f} mm"
+            )
     log("")
     log("Timing detail per bone (pymskt, s):")
     for c in cases:
         for bone, b in c.pymskt["bones"].items():
             t = b["timings_s"]
-            log(f"  {c.name:20s} {bone:8s} n_points {b['n_points']:6d}  bone mesh {t['bone_mesh_s']:.2f}  "
+            log(
+                f"  {c.name:20s} {bone:8s} n_points {b['n_points']:6d}  bone mesh {t['bone_mesh_s']:.2f}  "
                 f"resample+fix {t['resample_fix_s']:.2f}  cartilage meshes {t['cartilage_meshes_s']:.2f}  "
-                f"ray cast {t['ray_cast_s']:.2f}  regions {t['regions_s']:.2f}")
+                f"ray cast {t['ray_cast_s']:.2f}  regions {t['regions_s']:.2f}"
+            )
         stages = ", ".join(f"{k} {v:.2f}" for k, v in c.ours["stages_s"].items())
         log(f"  {c.name:20s} ours stages (last run; meshes+thickness column above is this run): {stages}")
 
@@ -351,11 +427,13 @@ def investigate(cases: list[Case]) -> None:
     """Ours with other edge-rule and smoothing settings: vertex mean / area-weighted mean per region."""
     from pipeline.config import AnalysisConfig
 
-    variants = {"default (min_exit_cos 0.7, smoothing 0.1)": AnalysisConfig(),
-                "min_exit_cos 0 (count edge clips)": AnalysisConfig(min_exit_cos=0.0),
-                "min_exit_cos 0.9 (stricter)": AnalysisConfig(min_exit_cos=0.9),
-                "thickness_smoothing_var 0": AnalysisConfig(thickness_smoothing_var_mm2=0.0),
-                "thickness_smoothing_var 0.3125": AnalysisConfig(thickness_smoothing_var_mm2=0.3125)}
+    variants = {
+        "default (min_exit_cos 0.7, smoothing 0.1)": AnalysisConfig(),
+        "min_exit_cos 0 (count edge clips)": AnalysisConfig(min_exit_cos=0.0),
+        "min_exit_cos 0.9 (stricter)": AnalysisConfig(min_exit_cos=0.9),
+        "thickness_smoothing_var 0": AnalysisConfig(thickness_smoothing_var_mm2=0.0),
+        "thickness_smoothing_var 0.3125": AnalysisConfig(thickness_smoothing_var_mm2=0.3125),
+    }
     log("\n## Investigation: ours under other AnalysisConfig settings (vertex mean / area-weighted mean, mm)")
     log("| case | setting | " + " | ".join(REGIONS) + " |")
     log("|---|---|" + "---|" * len(REGIONS))
@@ -364,15 +442,20 @@ def investigate(cases: list[Case]) -> None:
         log(f"| {c.name} | pymskt | {theirs} |")
         for label, config in variants.items():
             o = run_ours(c, 1, config)
-            cells = " | ".join(f"{fmt(o['regions'][r]['mean'])} / {fmt(o['regions'][r]['area_weighted_mean'])}"
-                               for r in REGIONS)
+            cells = " | ".join(
+                f"{fmt(o['regions'][r]['mean'])} / {fmt(o['regions'][r]['area_weighted_mean'])}" for r in REGIONS
+            )
             log(f"| {c.name} | {label} | {cells} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cases", nargs="+", default=["right_knee_example", "SAG_3D_DESS", "phantom"],
-                        choices=["right_knee_example", "SAG_3D_DESS", "phantom"])
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        default=["right_knee_example", "SAG_3D_DESS", "phantom"],
+        choices=["right_knee_example", "SAG_3D_DESS", "phantom"],
+    )
     parser.add_argument("--phantom-mm", nargs="+", type=float, default=[2.0], help="phantom cartilage thickness(es)")
     parser.add_argument("--repeat", type=int, default=3, help="in-process runs of ours per case (best and median)")
     parser.add_argument("--pymskt-repeat", type=int, default=2, help="pymskt subprocess runs per case (best reported)")
@@ -391,7 +474,7 @@ def main() -> None:
     import scipy.spatial
     import skimage.measure
 
-    from pipeline.analysis import analyze_labels
+    from pipeline.engine import analyze_labels
 
     del fast_simplification, scipy, skimage, analyze_labels
     ours_import_s = time.perf_counter() - t0
@@ -414,8 +497,14 @@ def main() -> None:
     if args.investigate:
         investigate(cases)
     if args.json:
-        payload = {c.name: {"ours": {k: v for k, v in c.ours.items() if k != "surfaces"}, "pymskt": c.pymskt,
-                            "diagnostics": c.diagnostics} for c in cases}
+        payload = {
+            c.name: {
+                "ours": {k: v for k, v in c.ours.items() if k != "surfaces"},
+                "pymskt": c.pymskt,
+                "diagnostics": c.diagnostics,
+            }
+            for c in cases
+        }
         args.json.write_text(json.dumps({"ours_import_s": ours_import_s, "cases": payload}, indent=1))
 
 

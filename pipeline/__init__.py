@@ -1,18 +1,23 @@
-"""KneeScope analysis pipeline: knee MRI segmentation -> meshes, cartilage thickness, regions, QC.
+"""KneeScope analysis pipeline: knee MRI -> segmentation, meshes, cartilage thickness, regions, T2, shape model, QC.
 
 Public API (no Gradio, no heavy imports at package import time)::
 
-    from pipeline import analyze_labels, load_image, make_phantom
-    result = analyze_labels("seg.nrrd", scheme="native")
+    from pipeline import Engine, analyze_labels
+    engine = Engine.load("fullres")                          # or "demo"; weights resolved and loaded once
+    result = engine.analyze("knee_dicom.zip", t2=True)       # MRI -> KneeAnalysis
+    result = analyze_labels("seg.nrrd", scheme="native")     # an existing segmentation, same code path
     result.cartilage["medial_tibial"].thickness_mm.mean
     result.write("out/")
+
+The package is grouped by stage: ``io``, ``segmentation``, ``morphometry``, ``t2``, ``shape``, ``report``;
+``engine`` is the only place that sequences them.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .config import AnalysisConfig
+from .config import AnalysisConfig, InferenceOptions
 from .errors import (
     EmptySegmentationError,
     GeometryMismatchError,
@@ -24,22 +29,24 @@ from .errors import (
 )
 from .volume import Volume
 
+_LAZY = {
+    "Engine": ("engine", "Engine"),
+    "analyze_labels": ("engine", "analyze_labels"),
+    "KneeAnalysis": ("report.results", "KneeAnalysis"),
+    "load_image": ("io", "load_image"),
+    "load_label_map": ("io", "load_label_map"),
+    "make_phantom": ("synthetic", "make_phantom"),
+    "render_mr": ("synthetic", "render_mr"),
+    "PhantomSpec": ("synthetic", "PhantomSpec"),
+}
+
 
 def __getattr__(name: str):
-    # Lazy: keeps `import pipeline` instant (no SciPy/VTK) for the label registry and config users.
-    lazy = {
-        "analyze_labels": ("analysis", "analyze_labels"),
-        "KneeAnalysis": ("results", "KneeAnalysis"),
-        "load_image": ("io", "load_image"),
-        "load_label_map": ("io", "load_label_map"),
-        "make_phantom": ("synthetic", "make_phantom"),
-        "render_mr": ("synthetic", "render_mr"),
-        "PhantomSpec": ("synthetic", "PhantomSpec"),
-    }
-    if name in lazy:
+    # Lazy: keeps `import pipeline` instant (no SciPy/VTK/torch) for the label registry and config users.
+    if name in _LAZY:
         import importlib
 
-        module, attr = lazy[name]
+        module, attr = _LAZY[name]
         return getattr(importlib.import_module(f".{module}", __name__), attr)
     raise AttributeError(f"module 'pipeline' has no attribute {name!r}")
 
@@ -47,7 +54,9 @@ def __getattr__(name: str):
 __all__ = [
     "AnalysisConfig",
     "EmptySegmentationError",
+    "Engine",
     "GeometryMismatchError",
+    "InferenceOptions",
     "InvalidInputError",
     "KneeAnalysis",
     "KneePipelineError",

@@ -1,4 +1,8 @@
-"""Analysis parameters, with units, in one frozen object that is recorded in every provenance file."""
+"""Options of an analysis, with units, in frozen objects recorded in every provenance file.
+
+``AnalysisConfig``: what happens after segmentation (meshes, thickness, regions). ``InferenceOptions``: how a
+segmentation model runs (device, mirroring, sliding window). ``ImageLimits``: what the readers accept.
+"""
 
 from __future__ import annotations
 
@@ -39,3 +43,30 @@ class AnalysisConfig:
 
     def with_changes(self, **changes) -> AnalysisConfig:
         return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """How the segmentation network runs; one object instead of keyword arguments in every signature.
+
+    Attributes:
+        device: 'auto' (CUDA > MPS > CPU), 'cuda', 'mps' or 'cpu'.
+        mirroring: test-time mirroring (up to 8x slower, slightly smoother).
+        tile_step_size: sliding-window step as a fraction of the patch (0.5 = nnU-Net's default).
+        fp16: autocast on CUDA.
+    """
+
+    device: str = "auto"
+    mirroring: bool = False
+    tile_step_size: float = 0.5
+    fp16: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.tile_step_size <= 1.0:
+            raise ValueError(f"tile_step_size must lie in (0, 1], got {self.tile_step_size}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_changes(self, **changes) -> InferenceOptions:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .provenance import package_versions
+from .report.provenance import package_versions
 
 MIN_FREE_GB = 5.0
 

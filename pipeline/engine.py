@@ -1,27 +1,39 @@
-"""The analysis engine: segmenters loaded once, one case at a time, MRI in -> :class:`KneeAnalysis` out.
+"""The analysis engine: the one place that sequences an analysis, for the app, the CLI, notebooks and cohorts.
 
-    engine = Engine.load("fullres")                  # or "cascade", "demo"; weights from the hub cache
-    result = engine.analyze("knee.nii.gz", progress=lambda f, m: ...)
+    engine = Engine.load("fullres")                      # weights resolved once (hub cache, download, or demo)
+    result = engine.analyze("knee_dicom.zip", t2=True, shape_model=True, progress=lambda f, m: ...)
+    result = engine.analyze("mri.nii.gz", labels="seg.nii.gz", label_scheme="native")   # given labels
     result.write("OUT/")
 
-Notebooks, the CLI and the app share one Engine; its lock keeps cases from overlapping (GPU memory, CPU threads),
-which replaces the isolation the predecessor got from running each case in a subprocess. A model other than the
-default is loaded on first use and then kept.
+``analyze`` reads the image once (a DICOM series keeps its headers and echoes on the Volume, so T2 works whatever
+the caller passed), takes the given label map (reoriented onto the image grid when it stores the same voxels in
+another axis order) or segments the image, then runs the stages: morphometry, T2, shape model, provenance. The
+engine owns the segmenters and the shape model, loaded once, and a lock that keeps cases from overlapping on one
+device (the isolation the predecessor got from a subprocess per case).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
-from .analysis import ProgressFn, analyze_labels
-from .config import AnalysisConfig
-from .errors import WeightsUnavailableError
-from .io import file_stem, load_image
-from .results import KneeAnalysis
-from .segment import Segmentation, Segmenter
+from . import labels as L
+from .config import AnalysisConfig, InferenceOptions
+from .errors import InvalidInputError, KneePipelineError, WeightsUnavailableError
+from .io import LoadedLabels, align_to_grid, file_stem, load_image, load_label_map, to_canonical
+from .labels import LabelScheme
+from .morphometry import measure_knee
+from .morphometry.thickness import mean_along_runs
+from .outcome import NotComputed
+from .progress import ProgressFn, StageTimer, no_progress, scaled
+from .report.provenance import build_provenance
+from .report.results import KneeAnalysis
+from .shape.stage import ShapeOptions, shape_stage
+from .t2.stage import t2_stage
 from .volume import Volume
 from .weights import model_dir_from_env, resolve_model
 
@@ -30,51 +42,57 @@ logger = logging.getLogger(__name__)
 DEMO_MODEL = "demo"
 #: Segmentation models offered, best first.
 SEGMENTATION_MODELS = ("fullres", "cascade", DEMO_MODEL)
-#: Share of the progress bar given to segmentation (the rest is meshes, thickness and QC).
+#: Share of the progress bar given to segmentation (the rest is meshes, thickness, T2, shape model).
 SEGMENTATION_SHARE = 0.75
 DEMO_WARNING = (
     "Segmented by the KneeScope DEMO model, trained on synthetic knees only: on real MRI its labels and every "
     "number derived from them are meaningless."
 )
+#: on_volume(kind, volume): "image" once the MRI is read, "labels" once the label map is on its grid.
+VolumeObserver = Callable[[str, Volume], None]
+ImageInput = str | Path | Volume
+SchemeInput = str | Path | dict | LabelScheme
 
 
 class Engine:
-    """Owns the loaded :class:`Segmenter` (s) and a lock; ``analyze`` segments an MRI and analyses the result.
+    """Owns the loaded segmenter(s) and shape model and a lock; ``analyze`` runs one case.
 
     Attributes:
-        model: manifest name of the default model ('fullres', 'cascade', 'demo').
+        model: manifest name of the default segmentation model, or None (label-map analysis only).
         notice: set when the requested model was unavailable and the demo model stands in (show it to users).
+        inference: default inference options (device, mirroring, sliding window).
     """
 
     def __init__(
         self,
-        segmenter: Segmenter,
+        segmenters: dict | None = None,
         *,
-        model: str,
+        model: str | None = None,
+        inference: InferenceOptions | None = None,
         notice: str | None = None,
         model_dir: Path | None = None,
-        options: dict | None = None,
         download: bool = False,
+        shape: ShapeOptions | None = None,
     ):
         self.model = model
         self.notice = notice
-        self._segmenters = {model: segmenter}
+        self.inference = inference or InferenceOptions()
+        self._segmenters = dict(segmenters or {})
         self._model_dir = model_dir
-        self._options = dict(options or {})
         self._download = download
         self._choices: list[tuple[str, bool, str]] | None = None
-        self._lock = threading.Lock()
+        self._shape = shape
+        self._shape_reason: str | None = None
+        self._lock = threading.RLock()
 
+    # --- construction -------------------------------------------------------------------------------------------
     @classmethod
     def load(
         cls,
         model: str = "fullres",
         *,
+        inference: InferenceOptions | None = None,
         model_dir: str | Path | None = None,
-        device: str = "auto",
-        mirroring: bool = False,
-        tile_step_size: float = 0.5,
-        fp16: bool = True,
         download: bool = True,
         fallback_to_demo: bool = False,
     ) -> Engine:
@@ -82,48 +100,56 @@ class Engine:
 
         Args:
             model: manifest name: 'fullres', 'cascade' or 'demo'.
+            inference: device, mirroring, sliding-window step, fp16 (defaults: InferenceOptions()).
             model_dir: local copy in the published layout (default: $KNEESCOPE_MODEL_DIR).
-            device: 'auto' (CUDA > MPS > CPU), 'cuda', 'mps' or 'cpu'.
-            mirroring: test-time mirroring by default (slower, slightly smoother).
-            tile_step_size: sliding-window step as a fraction of the patch (0.5 = nnU-Net's default).
-            fp16: autocast on CUDA.
             download: allow fetching missing weights from the Hub.
             fallback_to_demo: if the requested weights are unavailable and no model_dir was given, use the demo
                 model and set ``notice`` instead of failing.
         Raises:
             WeightsUnavailableError: missing, corrupt or unreachable weights (and no fallback).
         """
-        model_dir = Path(model_dir).expanduser() if model_dir is not None else model_dir_from_env()
-        options = {"device": device, "mirroring": mirroring, "tile_step_size": tile_step_size, "fp16": fp16}
-        common = {"model_dir": model_dir, "options": options, "download": download}
+        inference = inference or InferenceOptions()
+        folder = Path(model_dir).expanduser() if model_dir is not None else model_dir_from_env()
+        common = {"inference": inference, "model_dir": folder, "download": download}
         try:
-            return cls(_load_segmenter(model, model_dir, options, download), model=model, **common)
+            return cls({model: _load_segmenter(model, folder, inference, download)}, model=model, **common)
         except WeightsUnavailableError as exc:
-            if not fallback_to_demo or model == DEMO_MODEL or model_dir is not None:
+            if not fallback_to_demo or model == DEMO_MODEL or folder is not None:
                 raise
             notice = (
                 f"The '{model}' model is unavailable ({exc}) Using the DEMO model instead: it was trained on "
                 "synthetic knees only, so results on real MRI are meaningless."
             )
             logger.warning(notice)
-        return cls(_load_segmenter(DEMO_MODEL, None, options, False), model=DEMO_MODEL, notice=notice, **common)
+        segmenter = _load_segmenter(DEMO_MODEL, None, inference, False)
+        return cls({DEMO_MODEL: segmenter}, model=DEMO_MODEL, notice=notice, **common)
 
     @classmethod
-    def for_app(cls, *, model_dir: str | Path | None = None, device: str = "auto") -> Engine:
-        """The best model available without downloading (published weights if cached or in model_dir, else demo)."""
-        engine = None
+    def for_app(cls, *, model_dir: str | Path | None = None, inference: InferenceOptions | None = None) -> Engine:
+        """The best model available without downloading (published weights if cached or in model_dir, else demo).
+
+        With no usable weights at all, an engine that analyses label maps only.
+        """
         for name in SEGMENTATION_MODELS:
             try:
-                engine = cls.load(name, model_dir=model_dir, device=device, download=False)
-                break
+                engine = cls.load(name, model_dir=model_dir, inference=inference, download=False)
             except WeightsUnavailableError as exc:
                 logger.info("model %s not available: %s", name, exc)
-        if engine is None:  # even the bundled demo failed: say why
-            engine = cls.load(DEMO_MODEL, device=device, download=False)
-        engine.model_choices()
-        return engine
+                continue
+            engine.model_choices()
+            return engine
+        logger.error("no segmentation model could be loaded: label-map analysis only")
+        return cls(inference=inference)
 
-    # --- models ---
+    # --- models -------------------------------------------------------------------------------------------------
+    @property
+    def can_segment(self) -> bool:
+        return self.model is not None
+
+    @property
+    def is_demo(self) -> bool:
+        return self.model == DEMO_MODEL
+
     def model_choices(self) -> list[tuple[str, bool, str]]:
         """(name, available, reason if not) for every segmentation model; checked once, without downloading."""
         if self._choices is None:
@@ -142,6 +168,8 @@ class Engine:
         return list(self._choices)
 
     def describe(self) -> str:
+        if self.model is None:
+            return "no segmentation model (label-map analysis only)"
         segmenter = self._segmenters[self.model]
         others = [name for name, ok, _ in self.model_choices() if ok and name != self.model]
         return (
@@ -150,82 +178,262 @@ class Engine:
             + (" [DEMO model: synthetic knees only]" if self.is_demo else "")
         )
 
-    @property
-    def is_demo(self) -> bool:
-        return self.model == DEMO_MODEL
-
-    def _segmenter(self, model: str | None) -> Segmenter:
+    def _segmenter(self, model: str | None):
         """The loaded segmenter for ``model`` (default: the engine's), loading it on first use. Call under the lock."""
         name = model or self.model
+        if name is None:
+            raise KneePipelineError(
+                "No segmentation model is available here: give the label map with the image, or install the model "
+                "weights (python -m pipeline weights download)."
+            )
         if name not in self._segmenters:
-            self._segmenters[name] = _load_segmenter(name, self._model_dir, self._options, self._download)
+            self._segmenters[name] = _load_segmenter(name, self._model_dir, self.inference, self._download)
         return self._segmenters[name]
 
-    # --- work ---
+    def shape_options(self) -> ShapeOptions | NotComputed:
+        """The shape model loaded once (ShapeMedKnee 647 from the weights cache), or why it is unavailable."""
+        with self._lock:
+            if self._shape is None and self._shape_reason is None:
+                from .shape.loading import load_shape_options
+
+                self._shape, self._shape_reason = load_shape_options(device=self.inference.device)
+        if self._shape is None:
+            reason = self._shape_reason or "shape model unavailable"
+            return NotComputed(reason, warning=reason)
+        return self._shape
+
+    # --- work ---------------------------------------------------------------------------------------------------
     def segment(
         self,
-        image: str | Path | Volume,
+        image: ImageInput,
         *,
         model: str | None = None,
         progress: ProgressFn | None = None,
         mirroring: bool | None = None,
-    ) -> Segmentation:
+    ):
         """Segment one MRI (file, DICOM folder/zip or Volume) into a canonical label map on its grid."""
         volume = load_image(image) if isinstance(image, (str, Path)) else image
-        with self._lock:
-            segmenter = self._segmenter(model)
-            segmentation = segmenter.predict(volume, progress=progress, mirroring=mirroring)
         name = model or self.model
-        return dataclasses.replace(segmentation, provenance={**segmentation.provenance, "engine_model": name})
+        with self._lock:
+            segmentation = self._segmenter(name).predict(
+                volume, progress=progress, mirroring=self.inference.mirroring if mirroring is None else mirroring
+            )
+        provenance = {**segmentation.provenance, "engine_model": name, "notice": self.notice}
+        return dataclasses.replace(segmentation, provenance=provenance)
 
     def analyze(
         self,
-        image: str | Path | Volume,
+        image: ImageInput | None = None,
         *,
-        config: AnalysisConfig | None = None,
-        progress: ProgressFn | None = None,
-        mirroring: bool = False,
-        case_id: str | None = None,
+        labels: ImageInput | None = None,
+        label_scheme: SchemeInput = "auto",
+        t2: bool | None = None,
+        shape_model: bool | ShapeOptions = False,
+        mirroring: bool | None = None,
         model: str | None = None,
+        config: AnalysisConfig | None = None,
+        case_id: str | None = None,
+        progress: ProgressFn | None = None,
+        on_volume: VolumeObserver | None = None,
     ) -> KneeAnalysis:
-        """MRI -> segmentation -> meshes, thickness, regions, QC, with the model recorded in the provenance.
+        """One knee: read -> (segment | take the given labels) -> morphometry, T2, shape model -> provenance.
 
         Args:
-            image: MRI file (NIfTI/NRRD/MHA), DICOM folder or zip, or a Volume.
+            image: the MRI: NIfTI/NRRD/MHA file, DICOM folder or zip, multi-frame DICOM, or a Volume.
+            labels: an existing segmentation (file or Volume) in ``label_scheme``; without it the image is segmented.
+            label_scheme: 'auto' (native or canonical, decided from the bones' label values), 'native',
+                'canonical', a JSON file or a dict of structure -> value.
+            t2: T2 mapping: None = when the image is a qDESS DICOM series, True = requested (a QC warning says why
+                when it cannot run), False = skip.
+            shape_model: False = skip; True = the engine's shape model (loaded on first use; the reason is
+                recorded when its weights are missing); or explicit ShapeOptions.
+            mirroring: test-time mirroring for this case (None: the engine's inference options).
+            model: a segmentation model other than the engine's default (loaded on first use).
             config: analysis parameters (default AnalysisConfig()).
+            case_id: output name; default the image (or label) file's stem.
             progress: callback(fraction 0-1, message); segmentation reports per sliding-window tile.
-            mirroring: test-time mirroring for this case.
-            case_id: output name; default the image file's stem.
-            model: a model other than the engine's default (loaded on first use).
+            on_volume: callback(kind, volume) with the image as soon as it is read and the label map as soon as it
+                is on the image grid (the app shows them before the analysis ends).
         Raises:
+            InvalidInputError: unreadable or unsuitable inputs, grids that do not match.
             EmptySegmentationError: a blank or non-knee image ("no knee structures found").
         """
-        report = progress or (lambda fraction, message: None)
-        volume = load_image(image) if isinstance(image, (str, Path)) else image
-        if case_id is None:
-            case_id = file_stem(Path(image)) if isinstance(image, (str, Path)) else volume.meta.get("name") or "knee"
-        name = model or self.model
+        config = config or AnalysisConfig()
+        report = progress or no_progress
+        notify = on_volume or (lambda kind, volume: None)
+        timer = StageTimer(report)
+        with timer.stage("load", 0.0, "Loading"):
+            image_volume = load_image(image) if isinstance(image, (str, Path)) else image
+            given = _load_labels(labels, label_scheme) if labels is not None else None
+        if image_volume is None and given is None:
+            raise InvalidInputError("Give a knee MRI, a label map, or both.")
+        if image_volume is not None:
+            notify("image", image_volume)
         with self._lock:
-            seg = self._segmenter(name).predict(
-                volume,
-                progress=lambda f, m: report(SEGMENTATION_SHARE * f, f"Segmenting: {m}"),
-                mirroring=mirroring,
+            canonical, facts = self._labels_for(image_volume, given, model, mirroring, report, timer)
+            notify("labels", canonical)
+            result = self._measure(image_volume, canonical, facts, config, t2, shape_model, report, timer)
+        return dataclasses.replace(result, case_id=case_id or _default_case_id(labels, image))
+
+    # --- the stages, in order -------------------------------------------------------------------------------------
+    def _labels_for(self, image, given: LoadedLabels | None, model, mirroring, report, timer) -> tuple[Volume, dict]:
+        """The canonical label map on the image grid, and facts for warnings and provenance."""
+        if given is not None:
+            facts: dict = {"scheme": given.scheme, "ignored": given.ignored_values, "scheme_note": given.note}
+            labels = given.volume
+            if image is not None:
+                labels, facts["grid_note"] = align_to_grid(labels, image)
+            return labels, facts
+        with timer.stage("segmentation", 0.02, "Segmenting"):
+            name = model or self.model
+            segmentation = self._segmenter(name).predict(
+                image,
+                progress=scaled(report, 0.02, SEGMENTATION_SHARE, "Segmenting: "),
+                mirroring=self.inference.mirroring if mirroring is None else mirroring,
             )
-            result = analyze_labels(
-                seg.labels,
-                scheme="canonical",
-                image=volume,
-                config=config,
-                case_id=case_id,
-                progress=lambda f, m: report(SEGMENTATION_SHARE + (1 - SEGMENTATION_SHARE) * f, m),
-                extra_provenance={"segmentation": {**seg.provenance, "engine_model": name, "notice": self.notice}},
+        provenance = {**segmentation.provenance, "engine_model": name, "notice": self.notice}
+        return segmentation.labels, {
+            "scheme": L.CANONICAL_SCHEME,
+            "ignored": {},
+            "segmentation": provenance,
+            "demo": name == DEMO_MODEL,
+        }
+
+    def _measure(self, image, labels, facts, config, t2, shape_model, report, timer) -> KneeAnalysis:
+        start = SEGMENTATION_SHARE if "segmentation" in facts else 0.05
+        with timer.stage("morphometry", start, "Measuring"):
+            morph = measure_knee(
+                labels,
+                config,
+                ignored_values=facts["ignored"],
+                progress=scaled(report, start, start + (0.93 - start) * 0.85),
             )
-        if name == DEMO_MODEL:
-            result = dataclasses.replace(result, warnings=(DEMO_WARNING, *result.warnings))
-        return result
+        surfaces = dict(morph.surfaces)
+        with timer.stage("t2", start + (0.93 - start) * 0.85, "T2 mapping"):
+            t2_result = t2_stage(image, labels, morph.regions, requested=t2)
+            if t2_result.computed:  # mean T2 across the cartilage along each bone normal, for colouring
+                for bone, tmap in morph.thickness_maps.items():
+                    t2_ms = mean_along_runs(surfaces[bone], tmap, t2_result.t2map)  # type: ignore[union-attr]
+                    surfaces[bone] = surfaces[bone].with_point_data(t2_ms=t2_ms)
+        with timer.stage("shape_model", 0.93, "Shape model fit"):
+            options = self._shape_request(shape_model)
+            shape = (
+                options
+                if isinstance(options, NotComputed)
+                else shape_stage(
+                    surfaces, morph.laterality.side, options, progress=scaled(report, 0.93, 0.99, "Shape model: ")
+                )
+            )
+            if shape.computed:
+                for surface in shape.patient_space_surfaces():  # type: ignore[union-attr]
+                    surfaces[surface.name] = surface
+        report(1.0, "Analysis complete")
+        warnings = [DEMO_WARNING] if facts.get("demo") else []
+        warnings += [facts["grid_note"]] if facts.get("grid_note") else []
+        warnings += [*morph.warnings, *(w for w in (t2_result.warning, shape.warning) if w)]
+        inputs = {
+            "labels": describe_input(labels, facts["scheme"]),
+            "image": None if image is None else describe_input(image),
+        }
+        extra = {"label_scheme": facts["scheme"].to_dict(), "inference": self.inference.to_dict()}
+        extra.update({key: facts[key] for key in ("segmentation", "grid_note", "scheme_note") if facts.get(key)})
+        provenance = build_provenance(
+            parameters=config.to_dict(), inputs=inputs, timings_s={**timer.timings, **morph.timings_s}, extra=extra
+        )
+        return KneeAnalysis(
+            case_id="knee",
+            inputs=inputs,
+            laterality=morph.laterality,
+            structures=morph.structures,
+            cartilage=morph.cartilage,
+            warnings=tuple(warnings),
+            labels=labels,
+            subregions=morph.subregions,
+            surfaces=surfaces,
+            config=config,
+            provenance=provenance,
+            image=image,
+            t2=t2_result,
+            shape_model=shape,
+        )
+
+    def _shape_request(self, shape_model: bool | ShapeOptions) -> ShapeOptions | NotComputed:
+        if isinstance(shape_model, ShapeOptions):
+            return shape_model
+        return self.shape_options() if shape_model else NotComputed("Shape model not requested.")
 
 
-def _load_segmenter(model: str, model_dir: Path | None, options: dict, download: bool) -> Segmenter:
+# --- helpers ---------------------------------------------------------------------------------------------------
+def _load_segmenter(model: str, model_dir: Path | None, inference: InferenceOptions, download: bool):
+    from .segmentation import Segmenter
+
     # A model dir holds a copy of the published models; the demo model always comes from this repository.
     resolved = resolve_model(model, model_dir=None if model == DEMO_MODEL else model_dir, download=download)
-    return Segmenter.from_model(resolved, **options)
+    return Segmenter.from_model(resolved, options=inference)
+
+
+def _load_labels(labels: ImageInput, scheme: SchemeInput) -> LoadedLabels:
+    if isinstance(labels, Volume):
+        return to_canonical(labels, scheme, name=str(labels.meta.get("file_name") or "label map"))
+    return load_label_map(labels, scheme)
+
+
+def _default_case_id(labels: ImageInput | None, image: ImageInput | None) -> str:
+    for candidate in (image, labels):
+        if isinstance(candidate, (str, Path)):
+            return file_stem(Path(candidate))
+        if isinstance(candidate, Volume) and candidate.meta.get("name"):
+            return str(candidate.meta["name"])
+    return "knee"
+
+
+def describe_input(volume: Volume, scheme: LabelScheme | None = None) -> dict:
+    """An input's record for results and provenance: file facts (or an array checksum), geometry, scheme."""
+    keys = ("file_name", "file_size_bytes", "sha256", "source_format", "series", "dicom")
+    info = {key: volume.meta[key] for key in keys if key in volume.meta}
+    if "sha256" not in info:  # given in memory: the checksum of the voxels and their geometry stands in
+        info.update(file_name=None, file_size_bytes=None, sha256=array_sha256(volume), sha256_of="voxel array")
+    info.update(volume.geometry_dict())
+    if scheme is not None:
+        info["label_scheme"] = scheme.name
+    return info
+
+
+def array_sha256(volume: Volume) -> str:
+    digest = hashlib.sha256()
+    digest.update(str((volume.array.dtype.str, volume.array.shape, volume.geometry_dict())).encode())
+    digest.update(volume.array.tobytes(order="C"))
+    return digest.hexdigest()
+
+
+_LABELS_ENGINE: Engine | None = None
+
+
+def analyze_labels(
+    labels: ImageInput,
+    *,
+    scheme: SchemeInput = "auto",
+    image: ImageInput | None = None,
+    config: AnalysisConfig | None = None,
+    case_id: str | None = None,
+    progress: ProgressFn | None = None,
+    t2: bool | None = None,
+    shape_model: bool | ShapeOptions = False,
+) -> KneeAnalysis:
+    """Analyse an existing knee segmentation (and its image, if given): the engine's path without a model.
+
+    The same code as ``Engine.analyze(image, labels=labels, ...)``; see there for the arguments.
+    """
+    global _LABELS_ENGINE
+    if _LABELS_ENGINE is None:
+        _LABELS_ENGINE = Engine()
+    return _LABELS_ENGINE.analyze(
+        image,
+        labels=labels,
+        label_scheme=scheme,
+        config=config,
+        case_id=case_id,
+        progress=progress,
+        t2=t2,
+        shape_model=shape_model,
+    )

@@ -8,6 +8,7 @@ Converting between the two orders happens only in this module.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +22,9 @@ class Volume:
         spacing: voxel size (si, sj, sk) in mm.
         origin: LPS position (mm) of voxel (0, 0, 0).
         direction: 3x3 matrix whose column c is the LPS unit vector of index axis c (i, j, k).
-        meta: free-form description of where it came from (file name, DICOM tags, echoes, ...).
+        meta: free-form description of where it came from (file name, checksum, series summary, ...).
+        source: the acquisition behind an image read from DICOM (headers, echoes, timing), so that later stages
+            (T2, DICOM-SEG) need not read the files again; None for files without it and for derived volumes.
     """
 
     array: np.ndarray
@@ -29,6 +32,7 @@ class Volume:
     origin: tuple[float, float, float]
     direction: np.ndarray
     meta: dict = field(default_factory=dict, compare=False)
+    source: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.array.ndim != 3:
@@ -95,10 +99,14 @@ class Volume:
         return problems
 
     def with_array(self, array: np.ndarray, **meta) -> Volume:
-        """Same geometry, new voxels."""
+        """Same geometry, new voxels (a derived volume: the acquisition ``source`` is not carried over)."""
         if array.shape != self.array.shape:
             raise ValueError(f"shape {array.shape} does not match {self.array.shape}")
-        return replace(self, array=array, meta={**self.meta, **meta})
+        return replace(self, array=array, meta={**self.meta, **meta}, source=None)
+
+    def with_meta(self, **meta) -> Volume:
+        """Same voxels and source, more description."""
+        return replace(self, meta={**self.meta, **meta})
 
     def geometry_dict(self) -> dict:
         return {

@@ -14,17 +14,25 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(workdir: Path, *, segmenter=None, max_upload_mb: int = 64, max_queue: int = 8, root_path: str = ""):
+def running_app(workdir: Path, *, engine=None, max_upload_mb: int = 64, max_queue: int = 8, root_path: str = ""):
     from app.settings import AppSettings
     from app.startup import build_services
     from app.ui import build_demo
+    from pipeline.engine import Engine
 
     settings = AppSettings(workdir=workdir, max_upload_mb=max_upload_mb, max_queue=max_queue, root_path=root_path)
-    services = build_services(settings, segmenter=segmenter)
+    services = build_services(settings, engine=engine or Engine())
     demo = build_demo(services, settings)
     demo.queue(default_concurrency_limit=1, max_size=settings.max_queue)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
-                            max_file_size=f"{max_upload_mb}mb", show_error=False, root_path=root_path or None)
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        prevent_thread_lock=True,
+        quiet=True,
+        max_file_size=f"{max_upload_mb}mb",
+        show_error=False,
+        root_path=root_path or None,
+    )
     try:
         yield url, services
     finally:

@@ -23,7 +23,7 @@ def phantom(**kwargs):
 @functools.lru_cache(maxsize=16)
 def analysed(**kwargs):
     """analyze_labels on a cached phantom."""
-    from pipeline.analysis import analyze_labels
+    from pipeline.engine import analyze_labels
 
     return analyze_labels(phantom(**kwargs).labels)
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import anatomy
 from pipeline import labels as L
 from pipeline.config import AnalysisConfig
+from pipeline.morphometry import anatomy
 from pipeline.synthetic import PhantomSpec, make_phantom
 from pipeline.volume import Volume
 
@@ -106,8 +106,9 @@ def model_constants(acq: Acquisition, model: str) -> tuple[float, float]:
     return k, c1
 
 
-def qdess_echoes(s1: np.ndarray, t2_ms: np.ndarray, acq: Acquisition, *, model: str, snr: float | None = None,
-                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def qdess_echoes(
+    s1: np.ndarray, t2_ms: np.ndarray, acq: Acquisition, *, model: str, snr: float | None = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Both echo magnitudes; ``snr`` is the cartilage echo-1 signal over the noise SD (Rician noise), None = none."""
     k, c1 = model_constants(acq, model)
     s2 = s1 * k * np.exp(-2 * (acq.tr_ms - acq.te_ms) / t2_ms - c1)
@@ -118,10 +119,20 @@ def qdess_echoes(s1: np.ndarray, t2_ms: np.ndarray, acq: Acquisition, *, model: 
     return tuple(np.hypot(s + rng.normal(0, sigma, s.shape), rng.normal(0, sigma, s.shape)) for s in (s1, s2))
 
 
-def write_qdess_series(folder: Path, phantom: QDessPhantom, acq: Acquisition = Acquisition(), *,
-                       model: str | None = None, snr: float | None = None, seed: int = 0, n_echoes: int = 2,
-                       private_tags: str = "present", description: str = "Sag 3D qDESS",
-                       echo2_shift_mm: tuple[float, float, float] | None = None, echo_tags: bool = True) -> Path:
+def write_qdess_series(
+    folder: Path,
+    phantom: QDessPhantom,
+    acq: Acquisition = Acquisition(),
+    *,
+    model: str | None = None,
+    snr: float | None = None,
+    seed: int = 0,
+    n_echoes: int = 2,
+    private_tags: str = "present",
+    description: str = "Sag 3D qDESS",
+    echo2_shift_mm: tuple[float, float, float] | None = None,
+    echo_tags: bool = True,
+) -> Path:
     """Write a qDESS series of ``phantom`` (one file per slice and echo) and return ``folder``.
 
     Args:
@@ -137,97 +148,65 @@ def write_qdess_series(folder: Path, phantom: QDessPhantom, acq: Acquisition = A
     echo_times = [acq.te_ms, 2 * acq.tr_ms - acq.te_ms]  # echo 2 (S-) refocuses TE before the next-but-one pulse
     shifts = {2: echo2_shift_mm} if echo2_shift_mm else {}
     present = (f"{acq.gl_area:.6f}", f"{acq.tg_us:.6f}")
-    tags = {"present": present, "foreign": present, "zero": ("0", "0"), "garbage": (b"n/a ", b"n/a "),
-            "absent": None}[private_tags]
+    tags = {"present": present, "foreign": present, "zero": ("0", "0"), "garbage": (b"n/a ", b"n/a "), "absent": None}[
+        private_tags
+    ]
     creator = "SIEMENS MR HEADER" if private_tags == "foreign" else "GEMS_ACQU_01"
-    return write_series(folder, phantom.labels, [s1, s2][:n_echoes], echo_times[:n_echoes], tr_ms=acq.tr_ms,
-                        flip_deg=acq.flip_deg, description=description, spoiler_tags=tags, echo_shift_mm=shifts,
-                        echo_tags=echo_tags, private_creator=creator)
+    return write_series(
+        folder,
+        phantom.labels,
+        [s1, s2][:n_echoes],
+        echo_times[:n_echoes],
+        tr_ms=acq.tr_ms,
+        flip_deg=acq.flip_deg,
+        description=description,
+        spoiler_tags=tags,
+        echo_shift_mm=shifts,
+        echo_tags=echo_tags,
+        private_creator=creator,
+    )
 
 
-def write_mese_series(folder: Path, phantom: QDessPhantom, *, n_echoes: int = 4,
-                      scanning_sequence: str | None = "SE") -> Path:
+def write_mese_series(
+    folder: Path, phantom: QDessPhantom, *, n_echoes: int = 4, scanning_sequence: str | None = "SE"
+) -> Path:
     """A multi-echo spin-echo T2 series (TE 10, 20, ... ms; TR 2000 ms; flip 90 deg): not qDESS."""
     s0 = echo1_signal(phantom.labels.array)
     tes = [10.0 * (n + 1) for n in range(n_echoes)]
     echoes = [s0 * np.exp(-te / phantom.t2_ms) for te in tes]
-    return write_series(folder, phantom.labels, echoes, tes, tr_ms=2000.0, flip_deg=90.0, description="Sag T2 map MESE",
-                        scanning_sequence=scanning_sequence, sequence_variant="SK", spoiler_tags=None)
+    return write_series(
+        folder,
+        phantom.labels,
+        echoes,
+        tes,
+        tr_ms=2000.0,
+        flip_deg=90.0,
+        description="Sag T2 map MESE",
+        scanning_sequence=scanning_sequence,
+        sequence_variant="SK",
+        spoiler_tags=None,
+    )
 
 
-def write_series(folder: Path, geometry: Volume, echoes: list[np.ndarray], echo_times_ms: list[float], *,
-                 tr_ms: float, flip_deg: float, description: str, spoiler_tags: tuple | None,
-                 scanning_sequence: str | None = "GR", sequence_variant: str = "SS",
-                 echo_shift_mm: dict[int, tuple[float, float, float] | None] | None = None,
-                 echo_tags: bool = True, private_creator: str = "GEMS_ACQU_01") -> Path:
-    """Write echoes (arrays (nk, nj, ni) on ``geometry``'s grid) as one single-frame MR file per slice and echo.
+def write_series(
+    folder: Path, geometry: Volume, echoes: list[np.ndarray], echo_times_ms: list[float], **kwargs
+) -> Path:
+    """Write echoes as one single-frame MR file per slice and echo (see pipeline.synthetic.dicom_series)."""
+    from pipeline.synthetic.dicom_series import write_mr_series
 
-    ``scanning_sequence`` None leaves ScanningSequence out (as some anonymisers do).
-    """
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    study_uid, series_uid, frame_uid = generate_uid(), generate_uid(), generate_uid()
-    direction, spacing = geometry.direction, geometry.spacing
-    nk = geometry.array.shape[0]
-    orientation = [_ds(v) for v in np.concatenate([direction[:, 0], direction[:, 1]])]
-    for e, (signal, te) in enumerate(zip(echoes, echo_times_ms, strict=True), start=1):
-        pixels = np.clip(np.rint(signal), 0, 65535).astype(np.uint16)
-        shift = np.asarray((echo_shift_mm or {}).get(e) or (0.0, 0.0, 0.0))
-        for k in range(nk):
-            ds = Dataset()
-            ds.file_meta = FileMetaDataset()
-            ds.file_meta.MediaStorageSOPClassUID = MRImageStorage
-            ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-            ds.SOPClassUID = MRImageStorage
-            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-            ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study_uid, series_uid, frame_uid
-            ds.Modality = "MR"
-            ds.Manufacturer = "GE MEDICAL SYSTEMS"
-            ds.SeriesDescription = description
-            ds.SeriesNumber = 5
-            ds.InstanceNumber = k * len(echoes) + e  # GE interleaves the echoes slice by slice
-            if scanning_sequence is not None:
-                ds.ScanningSequence = scanning_sequence
-            ds.SequenceVariant = sequence_variant
-            ds.MRAcquisitionType = "3D"
-            ds.RepetitionTime = _ds(tr_ms)
-            ds.EchoTime = _ds(te if echo_tags else echo_times_ms[0])
-            if echo_tags:
-                ds.EchoNumbers = e
-            ds.FlipAngle = _ds(flip_deg)
-            position = np.asarray(geometry.origin) + k * spacing[2] * direction[:, 2] + shift
-            ds.ImagePositionPatient = [_ds(v) for v in position]
-            ds.ImageOrientationPatient = orientation
-            ds.PixelSpacing = [_ds(spacing[1]), _ds(spacing[0])]  # row spacing (j), column spacing (i)
-            ds.SliceThickness = _ds(spacing[2])
-            ds.SpacingBetweenSlices = _ds(spacing[2])
-            ds.Rows, ds.Columns = pixels.shape[1], pixels.shape[2]
-            ds.SamplesPerPixel = 1
-            ds.PhotometricInterpretation = "MONOCHROME2"
-            ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-            if spoiler_tags is not None:
-                block = ds.private_block(0x0019, private_creator, create=True)
-                for offset, value in zip((0xB6, 0xB7), spoiler_tags, strict=True):
-                    block.add_new(offset, "UN" if isinstance(value, bytes) else "DS", value)
-            ds.PixelData = np.ascontiguousarray(pixels[k]).tobytes()
-            ds.save_as(folder / f"IM_E{e}_{k + 1:04d}.dcm", enforce_file_format=True)
-    return folder
+    return write_mr_series(folder, geometry, echoes, echo_times_ms, **kwargs)
 
 
-def _ds(value: float) -> str:
-    """A DICOM decimal string (at most 16 characters)."""
-    text = f"{float(value):.6f}".rstrip("0").rstrip(".")
-    return text if text not in ("-0", "") else "0"
-
-
-def make_slab_phantom(*, thickness_mm: float, spacing: tuple[float, float, float] = (0.4, 0.5, 0.7),
-                      size: tuple[int, int, int] = (24, 24, 24), normal_ijk: tuple[float, float, float] = (0, 0, 1),
-                      radius_mm: float | None = None, deep_t2_ms: float = 30.0,
-                      superficial_t2_ms: float = 50.0) -> QDessPhantom:
+def make_slab_phantom(
+    *,
+    thickness_mm: float,
+    spacing: tuple[float, float, float] = (0.4, 0.5, 0.7),
+    size: tuple[int, int, int] = (24, 24, 24),
+    normal_ijk: tuple[float, float, float] = (0, 0, 1),
+    radius_mm: float | None = None,
+    deep_t2_ms: float = 30.0,
+    superficial_t2_ms: float = 50.0,
+) -> QDessPhantom:
     """Tibial cartilage (medial, label 5) as a flat slab of ``thickness_mm`` on a tibia half-space.
 
     The slab's normal is given in the index axes' physical frame (mm along i, j, k) and may be oblique; the

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pipeline import labels as L
-from pipeline.analysis import analyze_labels
+from pipeline.engine import analyze_labels
 from pipeline.errors import EmptySegmentationError
 from pipeline.io import load_label_map, write_volume
 
@@ -108,7 +108,7 @@ def test_vtk_and_glb(written):
 
 
 def test_bone_surfaces_closed_and_outward(right_result):
-    from pipeline.mesh import open_edge_count
+    from pipeline.morphometry.mesh import open_edge_count
 
     for bone in L.BONES:
         surface = right_result.surfaces[bone]

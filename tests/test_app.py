@@ -33,8 +33,17 @@ def client(app):
 
 
 def _run(client, image=None, labels=None, scheme="canonical", t2="Automatic"):
-    return client.predict(handle_file(str(image)) if image else None, handle_file(str(labels)) if labels else None,
-                          scheme, NO_MODEL, False, t2, 0.5, False, api_name="/run")
+    return client.predict(
+        handle_file(str(image)) if image else None,
+        handle_file(str(labels)) if labels else None,
+        scheme,
+        NO_MODEL,
+        False,
+        t2,
+        0.5,
+        False,
+        api_name="/run",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -138,8 +147,10 @@ def test_two_clients_concurrently_get_their_own_results(app, knee_files, tmp_pat
     def go(key, labels):
         results[key] = _run(Client(app[0], verbose=False), None, labels)
 
-    threads = [threading.Thread(target=go, args=("left", knee_files["labels"])),
-               threading.Thread(target=go, args=("right", right))]
+    threads = [
+        threading.Thread(target=go, args=("left", knee_files["labels"])),
+        threading.Thread(target=go, args=("right", right)),
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -169,8 +180,8 @@ def test_uploads_are_deleted_after_processing(app, knee_files, tmp_path):
     copy = Path(shutil.copy(knee_files["labels"], tmp_path / "upload_labels.nrrd"))
     from app import handlers
 
-    gen = handlers.run_analysis(app[1], None, str(copy), "canonical", NO_MODEL, False, "Off", 0.5, "s1",
-                                lambda *a, **k: None)
+    options = handlers.PageOptions("canonical", NO_MODEL, False, "Off", 0.5, False)
+    gen = handlers.run_upload(app[1], None, str(copy), options, "s1", lambda *a, **k: None)
     for _ in gen:
         pass
     assert not copy.exists()

@@ -90,7 +90,7 @@ def proxied(tmp_path_factory):
             yield {"base": base, "ca": ca, "app_port": app_port, "auth": ("alice", "s3cret-pass")}
         finally:
             caddy.terminate()
-            caddy.wait(timeout=10)
+            caddy.wait(timeout=30)
 
 
 def test_page_over_https_with_caddys_ca_and_headers(proxied):

@@ -185,7 +185,7 @@ def test_unknown_scheme():
 
 
 def test_image_and_labels_on_different_grids(tmp_path, right_knee):
-    from pipeline.analysis import analyze_labels
+    from pipeline.engine import analyze_labels
 
     labels = right_knee.labels
     shifted = Volume(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.analysis import analyze_labels
+from pipeline.engine import analyze_labels
 from pipeline.volume import Volume
 
 from .conftest import analysed, phantom

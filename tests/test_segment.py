@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 from pipeline import labels as L
-from pipeline import segment, weights
+from pipeline import segmentation as segment
+from pipeline import weights
+from pipeline.config import InferenceOptions
 from pipeline.errors import EmptySegmentationError, KneePipelineError, WeightsUnavailableError
 from pipeline.io import load_label_map, write_volume
 from pipeline.synthetic import PhantomSpec, make_phantom, render_mr
@@ -25,6 +27,7 @@ from .conftest import phantom
 from .test_weights import DATASET, PREFIX, tiny_repo  # noqa: F401 - tiny_repo is a fixture used below
 
 MEAN_DICE_MIN = 0.85
+CPU = InferenceOptions(device="cpu")
 
 
 def dice_per_structure(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -41,7 +44,7 @@ def dice_per_structure(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 def demo_engine():
     from pipeline.engine import Engine
 
-    return Engine.load("demo", device="cpu")
+    return Engine.load("demo", inference=InferenceOptions(device="cpu"))
 
 
 @pytest.fixture(scope="module")
@@ -140,8 +143,8 @@ def test_fallback_to_demo_when_published_weights_unavailable(tmp_path, monkeypat
     monkeypatch.setenv("KNEESCOPE_WEIGHTS_DIR", str(tmp_path))
     monkeypatch.delenv("KNEESCOPE_MODEL_DIR", raising=False)
     with pytest.raises(WeightsUnavailableError, match="HF_HUB_OFFLINE"):
-        Engine.load("fullres", device="cpu")
-    engine = Engine.load("fullres", device="cpu", fallback_to_demo=True)
+        Engine.load("fullres", inference=InferenceOptions(device="cpu"))
+    engine = Engine.load("fullres", inference=InferenceOptions(device="cpu"), fallback_to_demo=True)
     assert engine.is_demo and "DEMO model" in engine.notice and "fullres" in engine.notice
     choices = {name: ok for name, ok, _ in engine.model_choices()}
     assert choices == {"fullres": False, "cascade": False, "demo": True}
@@ -163,7 +166,7 @@ def small_mri():
 def test_cascade_feeds_lowres_result_to_second_stage(tiny_repo, small_mri, monkeypatch):  # noqa: F811
     resolved = weights.resolve_model("cascade", model_dir=tiny_repo)
     # Random weights: no knee is expected, only the wiring is checked.
-    segmenter = segment.Segmenter.from_model(resolved, device="cpu", require_knee=False)
+    segmenter = segment.Segmenter.from_model(resolved, options=CPU, require_knee=False)
     assert segmenter.configurations == ["3d_lowres", "3d_cascade_fullres"]
     second = segmenter._stages[1].predictor
     seen = []
@@ -187,7 +190,7 @@ def test_cascade_feeds_lowres_result_to_second_stage(tiny_repo, small_mri, monke
 
 def test_mirroring_option(tiny_repo, small_mri):  # noqa: F811
     resolved = weights.resolve_model("fullres", model_dir=tiny_repo)
-    segmenter = segment.Segmenter.from_model(resolved, device="cpu", mirroring=True, require_knee=False)
+    segmenter = segment.Segmenter.from_model(resolved, options=CPU.with_changes(mirroring=True), require_knee=False)
     # One 2 mm tile (the tiny model's patch), so the 8 mirrored passes stay cheap.
     crop = Volume(small_mri.array[:16, :32, :32], (2.0, 2.0, 2.0), small_mri.origin, small_mri.direction)
     mirrored = segmenter.predict(crop)
@@ -200,7 +203,7 @@ def test_mirroring_option(tiny_repo, small_mri):  # noqa: F811
 
 def test_one_case_at_a_time(tiny_repo, small_mri, monkeypatch):  # noqa: F811
     resolved = weights.resolve_model("fullres", model_dir=tiny_repo)
-    segmenter = segment.Segmenter.from_model(resolved, device="cpu", require_knee=False)
+    segmenter = segment.Segmenter.from_model(resolved, options=CPU, require_knee=False)
     predictor = segmenter._stages[0].predictor
     original, active, overlaps = predictor.predict_single_npy_array, [0], []
 
@@ -231,7 +234,7 @@ def test_checkpoint_that_does_not_fit_the_plans(tiny_repo, tmp_path):  # noqa: F
     torch.save(checkpoint, path)
     resolved = weights.resolve_model("fullres", model_dir=copy)  # a readable file: only loading can tell
     with pytest.raises(WeightsUnavailableError) as err:
-        segment.Segmenter.from_model(resolved, device="cpu")
+        segment.Segmenter.from_model(resolved, options=CPU)
     assert str(path) in str(err.value) and "Replace the files" in str(err.value)
 
 

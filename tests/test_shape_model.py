@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.mesh import Surface
+from pipeline.morphometry.mesh import Surface
 from pipeline.shape import BScoreModel, ShapeModelResult, find_model_files, run_shape_model
 from pipeline.shape.decoder import TriplanarDecoder, load_decoder, parameter_counts, sample_triplanar
 from pipeline.shape.fit import FitSettings, fit_latent, fitting_samples, prepare_knee

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.analysis import analyze_labels
-from pipeline.shape_stage import ShapeOptions
+from pipeline.engine import analyze_labels
+from pipeline.shape import ShapeOptions
 
 from .conftest import phantom
 from .shape_fixtures import TINY_CONFIG, train_tiny_decoder, write_bscore_folder, write_model_folder
@@ -33,14 +33,17 @@ def tiny_weights(tmp_path_factory):
 
 def test_unavailable_weights_are_reported_and_the_rest_completes(tmp_path):
     result = analyze_labels(phantom(side="right").labels, shape_model=ShapeOptions(model_dir=tmp_path / "none"))
-    assert result.shape_model["computed"] is False
-    assert "shape model unavailable" in result.shape_model["reason"] and "HF_TOKEN" in result.shape_model["reason"]
+    assert result.shape_model.to_dict()["computed"] is False
+    assert (
+        "shape model unavailable" in result.shape_model.to_dict()["reason"]
+        and "HF_TOKEN" in result.shape_model.to_dict()["reason"]
+    )
     assert any("shape model unavailable" in w for w in result.warnings)
     assert result.thickness("femoral") == pytest.approx(2.0, abs=0.06)
 
 
 def test_not_requested_by_default(right_result):
-    assert right_result.shape_model == {"computed": False, "reason": "Shape model not requested."}
+    assert right_result.shape_model.to_dict() == {"computed": False, "reason": "Shape model not requested."}
 
 
 @pytest.mark.parametrize("side", ["left"])  # right knees: tests/test_shape_model.py
@@ -48,7 +51,7 @@ def test_tiny_model_end_to_end(tiny_weights, tmp_path, side):
     weights, bscore = tiny_weights
     options = ShapeOptions(model_dir=weights, bscore_dir=bscore, device="cpu", revision="test", fit_overrides=QUICK)
     result = analyze_labels(phantom(side=side).labels, shape_model=options)
-    section = result.shape_model
+    section = result.to_dict()["shape_model"]
     assert section["computed"] is True and section["model_id"] == "647" and section["side"] == side
     assert len(section["latent"]) == 4 and np.isfinite(section["bscore"]) and section["assd_bone_mm"] > 0
     assert section["mirrored"] is (side == "left")

@@ -13,10 +13,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from pipeline import depth, t2
 from pipeline import labels as L
+from pipeline import t2
 from pipeline.errors import GeometryMismatchError, InvalidInputError, MultipleSeriesError
-from pipeline.t2 import NotQDessError
+from pipeline.t2 import NotQDessError, depth
 from pipeline.volume import Volume
 
 from . import qdess_fixtures as fx
@@ -47,8 +47,9 @@ def series_dir(tmp_path_factory, phantom):
 
 def regional_errors(result: t2.T2Result, phantom: fx.QDessPhantom) -> dict[str, float]:
     """Relative error (fraction) of each region's mean T2 against the truth."""
-    return {name: result.regions[name]["mean"] / phantom.truth_mean(ids) - 1
-            for name, ids in L.CARTILAGE_REGIONS.items()}
+    return {
+        name: result.regions[name]["mean"] / phantom.truth_mean(ids) - 1 for name, ids in L.CARTILAGE_REGIONS.items()
+    }
 
 
 # --- accuracy ----------------------------------------------------------------------------------------------------
@@ -72,8 +73,7 @@ def test_realistic_snr_regional_means_within_3_percent(series_dir, phantom, mode
 
 
 def test_pooled_femoral_region_is_the_voxel_weighted_mean_of_its_subregions(series_dir, phantom):
-    result = t2.run_t2(t2.load_qdess(series_dir("clean-spoiled", model="spoiled")), phantom.labels,
-                       phantom.region_map)
+    result = t2.run_t2(t2.load_qdess(series_dir("clean-spoiled", model="spoiled")), phantom.labels, phantom.region_map)
     subregions = [result.regions[name] for name in L.FEMORAL_SUBREGIONS]
     weighted = sum(r["mean"] * r["n_voxels"] for r in subregions) / sum(r["n_voxels"] for r in subregions)
     assert result.regions["femoral"]["mean"] == pytest.approx(weighted, rel=1e-9)
@@ -141,8 +141,15 @@ def test_low_spoiling_can_be_forced_for_a_cohort(series_dir, phantom):
 # --- the map and the statistics ----------------------------------------------------------------------------------
 def _series_from_arrays(s1: np.ndarray, s2: np.ndarray) -> t2.QDessSeries:
     grid = {"spacing": (0.5, 0.5, 1.0), "origin": (0, 0, 0), "direction": np.eye(3)}
-    return t2.QDessSeries.from_volumes(Volume(s1, **grid), Volume(s2, **grid), tr_ms=20.0, te_ms=5.8, flip_deg=20.0,
-                                       gl_area=fx.GE_GL_AREA, tg_us=fx.GE_TG_US)
+    return t2.QDessSeries.from_volumes(
+        Volume(s1, **grid),
+        Volume(s2, **grid),
+        tr_ms=20.0,
+        te_ms=5.8,
+        flip_deg=20.0,
+        gl_area=fx.GE_GL_AREA,
+        tg_us=fx.GE_TG_US,
+    )
 
 
 def test_map_is_clipped_rounded_float32_and_statistics_skip_invalid_voxels():
@@ -188,8 +195,9 @@ def test_slab_of_known_thickness_splits_in_halves():
 
 
 def test_oblique_slab_splits_close_to_halves():
-    slab = fx.make_slab_phantom(thickness_mm=3.0, normal_ijk=(0.5, 0.1, 1.0), spacing=(0.36, 0.36, 0.7),
-                                size=(48, 48, 30))
+    slab = fx.make_slab_phantom(
+        thickness_mm=3.0, normal_ijk=(0.5, 0.1, 1.0), spacing=(0.36, 0.36, 0.7), size=(48, 48, 30)
+    )
     labels = depth.depth_labels(slab.labels, slab.region_map)
     cartilage = slab.region_map > 0
     deep = labels[cartilage] == 105
@@ -218,8 +226,9 @@ def test_slab_with_different_t2_in_its_halves_end_to_end(tmp_path):
 
 def test_missing_bone_leaves_its_cartilage_unsplit_with_a_note():
     slab = fx.make_slab_phantom(thickness_mm=2.8)
-    no_bone = slab.labels.with_array(np.where(slab.labels.array == L.CANONICAL[L.TIBIA], 0, slab.labels.array)
-                                     .astype(np.uint8))
+    no_bone = slab.labels.with_array(
+        np.where(slab.labels.array == L.CANONICAL[L.TIBIA], 0, slab.labels.array).astype(np.uint8)
+    )
     split = depth.split_depth(no_bone, slab.region_map)
     assert not split.labels.any() and "tibia" in split.notes[0]
 
@@ -300,7 +309,11 @@ def test_missing_timing_is_refused():
 
 def test_labels_on_another_grid_are_refused(series_dir, phantom):
     series = t2.load_qdess(series_dir("clean-spoiled", model="spoiled"))
-    moved = Volume(phantom.labels.array, phantom.labels.spacing, tuple(np.add(phantom.labels.origin, 5.0)),
-                   phantom.labels.direction)
+    moved = Volume(
+        phantom.labels.array,
+        phantom.labels.spacing,
+        tuple(np.add(phantom.labels.origin, 5.0)),
+        phantom.labels.direction,
+    )
     with pytest.raises(GeometryMismatchError, match="not on the qDESS voxel grid"):
         t2.run_t2(series, moved, phantom.region_map)

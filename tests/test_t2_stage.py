@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.analysis import analyze_labels
+from pipeline.engine import analyze_labels
 from pipeline.io import write_volume
 
 from . import qdess_fixtures as qf
@@ -23,9 +23,11 @@ def qdess(tmp_path_factory):
 def test_analysis_with_qdess_image_computes_t2(qdess, tmp_path):
     phantom, folder = qdess
     result = analyze_labels(phantom.labels, image=folder)
-    assert result.t2["computed"] is True and result.t2["method"] == "spoiled"
+    assert result.t2.to_dict()["computed"] is True and result.t2.to_dict()["method"] == "spoiled"
     for region, ids in (("medial_tibial", (5,)), ("patellar", (7,)), ("femoral", (11, 12, 13, 14, 15))):
-        assert result.t2["regions"][region]["mean"] == pytest.approx(phantom.truth_mean(ids), rel=0.01), region
+        assert result.t2.to_dict()["regions"][region]["mean"] == pytest.approx(phantom.truth_mean(ids), rel=0.01), (
+            region
+        )
     tibia = result.surfaces["tibia"]  # mean T2 across the cartilage along each bone normal
     t2_along = tibia.point_data["t2_ms"][tibia.point_data["region"] == 5]
     assert np.nanmedian(t2_along) == pytest.approx(25.0, rel=0.02)
@@ -41,7 +43,7 @@ def test_stripped_tags_say_low_spoiling(tmp_path):
     phantom = qf.make_qdess_phantom()
     folder = qf.write_qdess_series(tmp_path / "s", phantom, private_tags="absent")
     result = analyze_labels(phantom.labels, image=folder)
-    assert result.t2["method"] == "low_spoiling"
+    assert result.t2.to_dict()["method"] == "low_spoiling"
     assert any("low-spoiling" in w for w in result.warnings)
 
 
@@ -49,7 +51,7 @@ def test_nifti_image_gives_reason_not_t2(qdess, tmp_path):
     phantom, _ = qdess
     image = write_volume(phantom.labels, tmp_path / "knee.nii.gz")
     result = analyze_labels(phantom.labels, image=image)
-    assert result.t2["computed"] is False and "qDESS DICOM series" in result.t2["reason"]
+    assert result.t2.to_dict()["computed"] is False and "qDESS DICOM series" in result.t2.to_dict()["reason"]
     assert result.thickness("medial_tibial") is not None  # the rest still runs
     requested = analyze_labels(phantom.labels, image=image, t2=True)
     assert any("qDESS" in w for w in requested.warnings)
@@ -59,4 +61,4 @@ def test_non_qdess_multi_echo_is_named(tmp_path):
     phantom = qf.make_qdess_phantom()
     folder = qf.write_mese_series(tmp_path / "mese", phantom)
     result = analyze_labels(phantom.labels, image=folder)
-    assert result.t2["computed"] is False and result.t2["reason"].startswith("Not qDESS")
+    assert result.t2.to_dict()["computed"] is False and result.t2.to_dict()["reason"].startswith("Not qDESS")

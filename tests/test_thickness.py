@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.analysis import analyze_labels
+from pipeline.engine import analyze_labels
 
 from .conftest import phantom
 
@@ -46,8 +46,8 @@ def test_thickness_arrays_on_bone_meshes(right_result):
 
 def test_no_cartilage_gives_no_thickness():
     from pipeline.config import AnalysisConfig
-    from pipeline.mesh import surface_from_mask
-    from pipeline.thickness import measure_thickness
+    from pipeline.morphometry.mesh import surface_from_mask
+    from pipeline.morphometry.thickness import measure_thickness
 
     knee = phantom(side="right")
     labels = knee.labels

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from pipeline.config import AnalysisConfig
-from pipeline.mesh import surface_from_mask
-from pipeline.results import ThicknessStats, weighted_quantiles
-from pipeline.thickness import measure_thickness
+from pipeline.morphometry.mesh import surface_from_mask
+from pipeline.morphometry.summary import ThicknessStats, weighted_quantiles
+from pipeline.morphometry.thickness import measure_thickness
 from pipeline.volume import Volume
 
 
@@ -58,7 +58,7 @@ def test_wedge_mean_is_the_area_mean_whatever_the_vertex_budget(wedge, budget):
 
 def _refine(surface, select):
     """Split each selected triangle in four (edge midpoints): 4x the vertex density there, same geometry."""
-    from pipeline.mesh import Surface
+    from pipeline.morphometry.mesh import Surface
 
     points, faces = [*surface.points], []
     midpoint: dict[tuple[int, int], int] = {}

@@ -16,7 +16,7 @@ import pytest
 
 from pipeline import weights
 from pipeline.errors import WeightsUnavailableError
-from pipeline.segment import map_model_labels, structure_for_label_name
+from pipeline.segmentation import map_model_labels, structure_for_label_name
 
 DATASET = "Dataset500_KneeMRI"
 PREFIX = "nnUNetTrainer__nnUNetResEncUNetMPlans__"

@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.mesh import Surface
-
+from ..morphometry.mesh import Surface
+from ..outcome import NotComputed
+from ..progress import ProgressFn
 from .bscore import BScoreModel, resolve_bscore_folder
 from .files import find_model_files
 
@@ -25,7 +25,6 @@ if TYPE_CHECKING:  # torch-importing modules load lazily, so the unavailable pat
 
 logger = logging.getLogger(__name__)
 
-ProgressFn = Callable[[float, str], None]
 _HF_HINT = "they are gated on the HuggingFace hub, set HF_TOKEN after accepting the terms"
 
 
@@ -58,6 +57,24 @@ class ShapeModelResult:
     reconstructed_cartilage: Surface | None = None
     notes: tuple[str, ...] = ()
     mirror_centre_x: float | None = None  # the plane x = c (LPS mm) a left knee was mirrored about
+    weights_revision: str | None = None  # hub commit of the weights, recorded in the results
+
+    @property
+    def computed(self) -> bool:
+        return self.available
+
+    @property
+    def warning(self) -> str | None:
+        return None
+
+    def section(self) -> dict:
+        """The ``shape_model`` section of results.json (with the latent)."""
+        return {
+            "computed": True,
+            **self.to_dict(),
+            "latent": list(self.latent or ()),
+            "weights_revision": self.weights_revision,
+        }
 
     def patient_space_surfaces(self) -> list[Surface]:
         """The reconstructions in the patient's own frame (a left knee's mirroring undone), for display."""
@@ -229,3 +246,48 @@ def _result(
         notes=tuple(notes),
         mirror_centre_x=fitted.prepared.mirror_centre_x,
     )
+
+
+@dataclass(frozen=True)
+class ShapeOptions:
+    """How to run the neural shape model. ``model`` is an already loaded ShapeModel (the engine loads it once)."""
+
+    model_dir: Path | None = None
+    bscore_dir: Path | None = None
+    model_id: str | None = None  # "647" (bone + cartilage) or "551" (bone only); default from the surfaces
+    model: object | None = None
+    device: str | None = None
+    revision: str | None = None  # weights revision, recorded in the results
+    fit_overrides: dict = field(default_factory=dict)
+
+
+def shape_stage(
+    surfaces: dict[str, Surface], side: str, options: ShapeOptions | None, progress: ProgressFn | None = None
+) -> ShapeModelResult | NotComputed:
+    """Fit the shape model when requested (``options`` not None); otherwise, or when it cannot run, say why."""
+    from .. import labels as L
+
+    if options is None:
+        return NotComputed("Shape model not requested.")
+    if side not in ("left", "right"):
+        reason = "Shape model skipped: the knee side is unknown (the model needs right-knee orientation)."
+        return NotComputed(reason, warning=reason)
+    if L.FEMUR not in surfaces:
+        reason = "Shape model skipped: no femur surface."
+        return NotComputed(reason, warning=reason)
+    fit = run_shape_model(
+        surfaces[L.FEMUR],
+        surfaces.get(L.FEMORAL_CARTILAGE),
+        side,
+        model_dir=options.model_dir,
+        bscore_dir=options.bscore_dir,
+        model_id=options.model_id,
+        model=options.model,  # type: ignore[arg-type]
+        device=options.device,
+        progress=progress,
+        **options.fit_overrides,
+    )
+    if not fit.available:
+        reason = fit.reason or "shape model unavailable"
+        return NotComputed(reason, warning=reason, details={"model_id": fit.model_id, "side": fit.side})
+    return replace(fit, weights_revision=options.revision)

@@ -1,0 +1,74 @@
+"""A job's analysis in a worker thread, so the page can show the image and labels before the analysis ends.
+
+The engine reports progress and hands over the image and label map as soon as they exist (``on_volume``); the
+page's generator turns those events into updates. Cancel sets the job's event; the worker raises at its next
+progress report, so a cancelled or abandoned job stops instead of running on.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pipeline.engine import Engine
+
+from .jobs import Job
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What the page asked for, in the engine's terms."""
+
+    image: str | None
+    labels: str | None
+    label_scheme: str
+    model: str | None
+    mirroring: bool
+    t2: bool | None
+    shape_model: bool
+    case_id: str | None
+
+    def engine_kwargs(self) -> dict:
+        return {
+            "labels": self.labels,
+            "label_scheme": self.label_scheme,
+            "model": self.model,
+            "mirroring": self.mirroring,
+            "t2": self.t2,
+            "shape_model": self.shape_model,
+            "case_id": self.case_id,
+        }
+
+
+def run_in_worker(engine: Engine, job: Job, request: JobRequest) -> Iterator[tuple[str, object]]:
+    """``engine.analyze`` in a thread; yields ("progress", (fraction, message)), ("image" | "labels", Volume) and
+    finally ("result", KneeAnalysis). The worker's exception is re-raised here."""
+    events: queue.Queue = queue.Queue()
+
+    def report(fraction: float, message: str) -> None:
+        job.check_cancelled()  # raising here stops the pipeline at its next progress report
+        events.put(("progress", (fraction, message)))
+
+    def work() -> None:
+        try:
+            result = engine.analyze(
+                request.image,
+                progress=report,
+                on_volume=lambda kind, v: events.put((kind, v)),
+                **request.engine_kwargs(),
+            )
+            events.put(("result", result))
+        except BaseException as exc:
+            events.put(("error", exc))
+
+    worker = threading.Thread(target=work, name=f"job-{job.token[:8]}", daemon=True)
+    worker.start()
+    while True:
+        kind, value = events.get()
+        if kind == "error":
+            raise value  # type: ignore[misc]
+        yield kind, value
+        if kind == "result":
+            return

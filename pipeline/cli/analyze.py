@@ -1,0 +1,115 @@
+"""``python -m pipeline analyze``: one knee, MRI and/or label map -> every output file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import KneePipelineError
+from .common import progress_bar, summary
+
+T2_CHOICES = {"auto": None, "on": True, "off": False}
+
+
+def add_parser(sub) -> None:
+    analyze = sub.add_parser("analyze", help="segment and analyse a knee MRI, or analyse a given segmentation")
+    analyze.add_argument("image", nargs="?", help="the MRI (NIfTI, NRRD, MHA, DICOM folder or zip)")
+    analyze.add_argument("--labels", help="existing segmentation (NIfTI, NRRD or MHA label map); skips segmenting")
+    add_label_scheme(analyze)
+    add_model_options(analyze)
+    add_stage_options(analyze)
+    analyze.add_argument("--case-id", help="name of the case in the outputs (default: the input file's stem)")
+    analyze.add_argument("--out", required=True, help="output folder")
+    analyze.add_argument("--no-zip", action="store_true", help="skip the results zip")
+    analyze.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    analyze.set_defaults(func=run)
+
+
+def add_label_scheme(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--label-scheme",
+        default="auto",
+        help="labels of --labels: 'auto' (default: native or canonical, told apart by where the bones are), "
+        "'native' (published knee nnU-Net), 'canonical' (KneeScope's), or a JSON file",
+    )
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        choices=("fullres", "cascade", "demo"),
+        default="fullres",
+        help="segmentation model (default fullres; the demo model stands in if its weights are unavailable)",
+    )
+    parser.add_argument(
+        "--model-dir", default=None, help="local copy of the model in its published layout ($KNEESCOPE_MODEL_DIR)"
+    )
+    parser.add_argument("--mirroring", action="store_true", help="test-time mirroring (up to 8x slower)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA > MPS > CPU), cuda, mps or cpu")
+    parser.add_argument(
+        "--tile-step", type=float, default=0.5, help="sliding-window step as a fraction of the patch (default 0.5)"
+    )
+
+
+def add_stage_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--t2",
+        choices=tuple(T2_CHOICES),
+        default="auto",
+        help="qDESS T2: auto (when the image is a two-echo qDESS DICOM series), on (say why when impossible), off",
+    )
+    parser.add_argument("--shape-model", action="store_true", help="fit the neural shape model and compute the BScore")
+
+
+def inference_options(args: argparse.Namespace):
+    from ..config import InferenceOptions
+
+    return InferenceOptions(device=args.device, mirroring=args.mirroring, tile_step_size=args.tile_step)
+
+
+def build_engine(args: argparse.Namespace, *, segment: bool):
+    """The engine for these arguments: with a segmentation model when the labels must be segmented."""
+    from ..engine import Engine
+
+    if not segment:
+        return Engine(inference=inference_options(args))
+    engine = Engine.load(
+        args.model,
+        model_dir=args.model_dir,
+        inference=inference_options(args),
+        fallback_to_demo=args.model != "demo" and args.model_dir is None,
+    )
+    if engine.notice:
+        print(f"NOTICE: {engine.notice}", file=sys.stderr)
+    elif engine.is_demo:
+        print("NOTICE: using the DEMO model (synthetic knees only; meaningless on real MRI).", file=sys.stderr)
+    return engine
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..io import image_kind
+
+    if args.image is None and args.labels is None:
+        raise KneePipelineError("Give the MRI to segment (python -m pipeline analyze MRI --out OUT/), or --labels.")
+    if args.image is not None:
+        image_kind(args.image)  # refuse a wrong file before spending seconds on loading a model
+    engine = build_engine(args, segment=args.labels is None)
+    if args.shape_model:
+        from ..outcome import NotComputed
+
+        shape = engine.shape_options()
+        if isinstance(shape, NotComputed):
+            print(f"NOTICE: {shape.reason}", file=sys.stderr)
+    # The bar starts after loading, so a notice above is not torn through by it.
+    result = engine.analyze(
+        args.image,
+        labels=args.labels,
+        label_scheme=args.label_scheme,
+        t2=T2_CHOICES[args.t2],
+        shape_model=args.shape_model,
+        case_id=args.case_id,
+        progress=None if args.quiet else progress_bar(),
+    )
+    files = result.write(args.out, make_zip=not args.no_zip)
+    print(summary(result, files))
+    return 0

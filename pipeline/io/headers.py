@@ -1,0 +1,284 @@
+"""Header-only checks of NIfTI, NRRD and MetaImage files, before SimpleITK decodes a voxel.
+
+Two defects are caught here, for every format and whatever calls the reader (CLI, app, notebook, cohort):
+
+* **Memory bombs**: the declared size is checked against :class:`~pipeline.io.limits.ImageLimits` from the header
+  alone, so an 892 kB file that decodes to 512^3 voxels is refused in milliseconds.
+* **Truncation**: SimpleITK fills a short data block with zeros without complaint. The payload is measured against
+  what the header declares (the file size for raw data; a streaming, memory-free decompression for gzip, zlib and
+  bzip2), so a cut-off file is refused with the byte counts instead of being analysed with empty slices.
+"""
+
+from __future__ import annotations
+
+import bz2
+import math
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InvalidInputError
+from .limits import ImageLimits
+
+CHUNK = 1 << 20
+MAX_TEXT_HEADER = 1 << 16
+
+NRRD_TYPE_BYTES = {
+    1: ("signed char", "int8", "int8_t", "uchar", "unsigned char", "uint8", "uint8_t", "char"),
+    2: (
+        "short",
+        "short int",
+        "signed short",
+        "signed short int",
+        "int16",
+        "int16_t",
+        "ushort",
+        "unsigned short",
+        "unsigned short int",
+        "uint16",
+        "uint16_t",
+    ),
+    4: ("int", "signed int", "int32", "int32_t", "uint", "unsigned int", "uint32", "uint32_t", "float"),
+    8: (
+        "longlong",
+        "long long",
+        "long long int",
+        "signed long long",
+        "signed long long int",
+        "int64",
+        "int64_t",
+        "ulonglong",
+        "unsigned long long",
+        "unsigned long long int",
+        "uint64",
+        "uint64_t",
+        "double",
+    ),
+}
+META_TYPE_BYTES = {
+    "MET_CHAR": 1,
+    "MET_UCHAR": 1,
+    "MET_SHORT": 2,
+    "MET_USHORT": 2,
+    "MET_INT": 4,
+    "MET_UINT": 4,
+    "MET_LONG": 4,
+    "MET_ULONG": 4,
+    "MET_LONG_LONG": 8,
+    "MET_ULONG_LONG": 8,
+    "MET_FLOAT": 4,
+    "MET_DOUBLE": 8,
+}
+
+
+@dataclass(frozen=True)
+class VolumeHeader:
+    """What a file's header declares.
+
+    Attributes:
+        format: 'NIfTI', 'NRRD' or 'MetaImage'.
+        size: voxels per axis, in file order (channels/components counted in ``voxel_bytes``).
+        voxel_bytes: bytes per voxel, all components.
+        data_file: the file holding the voxels (the header's own file unless detached).
+        data_offset: where the payload starts in the (decompressed, for NIfTI .gz) stream or data file.
+        compression: 'none', 'gzip', 'zlib', 'bzip2' or 'unchecked' (text encodings, file lists).
+        stream_includes_header: the compressed stream holds the header too (.nii.gz).
+    """
+
+    format: str
+    size: tuple[int, ...]
+    voxel_bytes: int
+    data_file: Path
+    data_offset: int
+    compression: str
+    stream_includes_header: bool = False
+
+    @property
+    def payload_bytes(self) -> int:
+        return math.prod(self.size) * self.voxel_bytes
+
+
+def preflight(path: Path, limits: ImageLimits | None = None) -> VolumeHeader | None:
+    """Check a NIfTI/NRRD/MetaImage file's declared size and completeness; None for other formats.
+
+    Raises:
+        InvalidInputError: unreadable header, over the limits, or truncated (with the byte counts).
+    """
+    reader = _reader_for(path)
+    if reader is None:
+        return None
+    header = reader(path)
+    (limits or ImageLimits.from_env()).check(header.size, path.name)
+    check_complete(header, path.name)
+    return header
+
+
+def _reader_for(path: Path) -> Callable[[Path], VolumeHeader] | None:
+    lower = path.name.lower()
+    if lower.endswith((".nii", ".nii.gz")):
+        return read_nifti_header
+    if lower.endswith((".nrrd", ".nhdr")):
+        return read_nrrd_header
+    if lower.endswith((".mha", ".mhd")):
+        return read_meta_header
+    return None
+
+
+# --- completeness ----------------------------------------------------------------------------------------------
+def check_complete(header: VolumeHeader, name: str) -> None:
+    """Raise when the data holds fewer bytes than the header declares."""
+    expected = header.payload_bytes + (header.data_offset if header.stream_includes_header else 0)
+    if header.compression == "unchecked":
+        return
+    if not header.data_file.is_file():
+        raise InvalidInputError(f"{name}: its data file {header.data_file.name} is missing; upload both files.")
+    if header.compression == "none":
+        available = header.data_file.stat().st_size - header.data_offset
+        if available < header.payload_bytes:
+            raise _truncated(name, max(available, 0), header.payload_bytes, header)
+        return
+    start = 0 if header.stream_includes_header else header.data_offset
+    got, complete = _decompressed_length(header.data_file, start, header.compression, limit=expected)
+    if got < expected or not complete:
+        if header.stream_includes_header:
+            got, expected = max(got - header.data_offset, 0), header.payload_bytes
+        raise _truncated(name, min(got, expected), expected, header, stream=not complete)
+
+
+def _truncated(name: str, got: int, expected: int, header: VolumeHeader, *, stream: bool = False) -> InvalidInputError:
+    what = f"the {header.compression} stream ends early; " if stream else ""
+    return InvalidInputError(
+        f"{name}: file is truncated: {what}{got:,} bytes of image data of {expected:,} expected for a "
+        f"{' x '.join(map(str, header.size))} {header.format} image. Copy or export the file again."
+    )
+
+
+def _decompressed_length(path: Path, offset: int, compression: str, *, limit: int) -> tuple[int, bool]:
+    """Bytes the compressed stream from ``offset`` decodes to (counting stops past ``limit``) and whether the
+    stream ended properly. Nothing is kept in memory beyond one chunk."""
+    decoder = (
+        bz2.BZ2Decompressor()
+        if compression == "bzip2"
+        else zlib.decompressobj(47 if compression == "gzip" else zlib.MAX_WBITS)
+    )  # 47: gzip or zlib header, detected
+    total = 0
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        while total <= limit:
+            chunk = handle.read(CHUNK)
+            if not chunk:
+                return total, False
+            try:
+                total += len(decoder.decompress(chunk, CHUNK * 64))
+                while getattr(decoder, "unconsumed_tail", b"") and total <= limit:
+                    total += len(decoder.decompress(decoder.unconsumed_tail, CHUNK * 64))
+            except (zlib.error, OSError, EOFError) as exc:
+                raise InvalidInputError(f"{path.name}: the compressed image data is corrupt ({exc}).") from exc
+            if decoder.eof:
+                return total, True
+    return total, True  # enough data for the header's size; the rest is not needed
+
+
+# --- NIfTI -----------------------------------------------------------------------------------------------------
+def read_nifti_header(path: Path) -> VolumeHeader:
+    import nibabel as nib
+
+    try:
+        header = nib.load(str(path)).header
+        shape = tuple(int(n) for n in header.get_data_shape())
+        itemsize = int(header.get_data_dtype().itemsize)
+        offset = int(header.get_data_offset())
+    except Exception as exc:  # nibabel raises many kinds for a bad header: all mean the same to the user
+        reason = "empty file" if path.stat().st_size == 0 else str(exc).splitlines()[0][:120]
+        raise InvalidInputError(f"{path.name}: not a readable NIfTI file ({reason}). Is it complete?") from exc
+    gz = path.name.lower().endswith(".gz")
+    return VolumeHeader("NIfTI", shape, itemsize, path, offset, "gzip" if gz else "none", stream_includes_header=gz)
+
+
+# --- NRRD ------------------------------------------------------------------------------------------------------
+def _text_header(path: Path, magic: bytes, end: Callable[[bytes], bool]) -> tuple[list[str], int]:
+    """Header lines up to the one for which ``end`` is true, and the byte offset just after it."""
+    with open(path, "rb") as handle:
+        head = handle.read(MAX_TEXT_HEADER)
+    if not head.startswith(magic):
+        raise InvalidInputError(f"{path.name}: not a readable file of its type (it does not start with {magic!r}).")
+    lines, offset = [], 0
+    for raw in head.splitlines(keepends=True):
+        offset += len(raw)
+        line = raw.rstrip(b"\r\n")
+        if end(line):
+            return [x.decode("latin-1") for x in lines] + [line.decode("latin-1")], offset
+        lines.append(line)
+    if len(head) < MAX_TEXT_HEADER:  # a header file with nothing after it (.nhdr, .mhd)
+        return [x.decode("latin-1") for x in lines], offset
+    raise InvalidInputError(f"{path.name}: its header is longer than {MAX_TEXT_HEADER} bytes; the file is corrupt.")
+
+
+def read_nrrd_header(path: Path) -> VolumeHeader:
+    lines, offset = _text_header(path, b"NRRD000", lambda line: line == b"")
+    fields: dict[str, str] = {}
+    for line in lines[1:]:
+        if line.startswith("#") or ":" not in line or ":=" in line:
+            continue
+        key, value = line.split(":", 1)
+        fields[key.strip().lower()] = value.strip()
+    try:
+        size = tuple(int(n) for n in fields["sizes"].split())
+        kind = fields["type"].lower()
+    except (KeyError, ValueError) as exc:
+        raise InvalidInputError(
+            f"{path.name}: not a readable NRRD file (its header lacks a valid 'sizes' or 'type' field)."
+        ) from exc
+    voxel_bytes = next((n for n, names in NRRD_TYPE_BYTES.items() if kind in names), 0)
+    if kind == "block":
+        voxel_bytes = int(fields.get("block size", fields.get("blocksize", "0")) or 0)
+    encoding = fields.get("encoding", "raw").lower()
+    compression = {"raw": "none", "gzip": "gzip", "gz": "gzip", "bzip2": "bzip2", "bz2": "bzip2"}.get(encoding)
+    data_file = fields.get("data file", fields.get("datafile"))
+    detached = data_file is not None and data_file.upper() != "LOCAL" and " " not in data_file
+    if data_file is not None and data_file.upper() != "LOCAL" and not detached:
+        compression = None  # a list or pattern of data files: only the size limit applies
+    target = (path.parent / data_file) if detached and data_file else path
+    skip = int(fields.get("byte skip", fields.get("byteskip", "0")) or 0)
+    data_offset = (skip if skip >= 0 else 0) if detached else offset + max(skip, 0)
+    if voxel_bytes == 0 or compression is None or int(fields.get("line skip", fields.get("lineskip", "0")) or 0):
+        compression = "unchecked"
+    return VolumeHeader("NRRD", size, voxel_bytes or 1, target, data_offset, compression)
+
+
+# --- MetaImage -------------------------------------------------------------------------------------------------
+def read_meta_header(path: Path) -> VolumeHeader:
+    lines, offset = _text_header(
+        path, b"", lambda line: line.replace(b" ", b"").lower().startswith(b"elementdatafile=")
+    )
+    fields: dict[str, str] = {}
+    for line in lines:
+        if "=" in line:
+            key, value = line.split("=", 1)
+            fields[key.strip().lower()] = value.strip()
+    try:
+        size = tuple(int(n) for n in fields["dimsize"].split())
+        element = fields["elementtype"].upper()
+        data_file = fields["elementdatafile"]
+    except (KeyError, ValueError) as exc:
+        raise InvalidInputError(
+            f"{path.name}: not a readable MetaImage file (DimSize, ElementType or ElementDataFile missing)."
+        ) from exc
+    channels = int(fields.get("elementnumberofchannels", "1") or 1)
+    voxel_bytes = META_TYPE_BYTES.get(element, 0) * channels
+    compressed = fields.get("compresseddata", "false").lower() == "true"
+    compression = "zlib" if compressed else "none"
+    header_size = int(fields.get("headersize", "0") or 0)
+    if data_file.upper() == "LOCAL":
+        target, data_offset = path, offset
+    elif " " in data_file or data_file.upper().startswith("LIST"):
+        target, data_offset, compression = path, 0, "unchecked"
+    else:
+        target = path.parent / data_file
+        data_offset = max(header_size, 0)
+        if header_size == -1 and not compressed:  # -1: the data is at the end of the file
+            data_offset = max(target.stat().st_size - math.prod(size) * voxel_bytes, 0) if target.is_file() else 0
+    if voxel_bytes == 0:
+        compression = "unchecked"
+    return VolumeHeader("MetaImage", size, voxel_bytes or 1, target, data_offset, compression)

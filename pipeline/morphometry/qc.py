@@ -1,0 +1,105 @@
+"""Per-structure measurements and quality-control warnings on a canonical label map."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import labels as L
+from ..volume import Volume
+
+#: Plausible adult volumes (mm^3). Bones have only a lower bound: how much shaft is imaged depends on the field.
+PLAUSIBLE_MM3: dict[str, tuple[float, float | None]] = {
+    L.FEMUR: (10_000, None),
+    L.TIBIA: (8_000, None),
+    L.PATELLA: (3_000, 40_000),
+    L.FEMORAL_CARTILAGE: (1_500, 30_000),
+    L.MEDIAL_TIBIAL_CARTILAGE: (250, 6_000),
+    L.LATERAL_TIBIAL_CARTILAGE: (250, 6_000),
+    L.PATELLAR_CARTILAGE: (400, 9_000),
+    L.MEDIAL_MENISCUS: (400, 8_000),
+    L.LATERAL_MENISCUS: (400, 8_000),
+}
+#: A second piece at least this fraction of the largest makes a structure "split".
+SPLIT_FRACTION = {"bone": 0.01, "soft": 0.10}
+
+
+@dataclass(frozen=True)
+class StructureStats:
+    """Presence, volume and connectivity of one structure."""
+
+    present: bool
+    label: int
+    volume_mm3: float | None
+    n_components: int
+    largest_component_fraction: float | None
+    second_component_mm3: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "present": self.present,
+            "label": self.label,
+            "volume_mm3": None if self.volume_mm3 is None else round(self.volume_mm3, 1),
+            "n_components": self.n_components,
+            "largest_component_fraction": None
+            if self.largest_component_fraction is None
+            else round(self.largest_component_fraction, 4),
+            "second_component_mm3": round(self.second_component_mm3, 1),
+        }
+
+
+def structure_stats(labels: Volume) -> dict[str, StructureStats]:
+    from scipy import ndimage
+
+    out = {}
+    counts = np.bincount(labels.array.ravel(), minlength=16)
+    structure_26 = np.ones((3, 3, 3), dtype=bool)
+    for name in L.STRUCTURES:
+        value = L.CANONICAL[name]
+        n_voxels = int(counts[value])
+        if n_voxels == 0:
+            out[name] = StructureStats(False, value, None, 0, None)
+            continue
+        mask = labels.array == value
+        nz = np.argwhere(mask)
+        lo, hi = nz.min(0), nz.max(0) + 1
+        components, n = ndimage.label(mask[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]], structure_26)
+        sizes = np.sort(np.bincount(components.ravel())[1:])[::-1]
+        second = float(sizes[1]) * labels.voxel_volume_mm3 if n > 1 else 0.0
+        out[name] = StructureStats(
+            True, value, n_voxels * labels.voxel_volume_mm3, int(n), float(sizes[0] / sizes.sum()), second
+        )
+    return out
+
+
+def qc_warnings(stats: dict[str, StructureStats], ignored_values: dict[int, int]) -> list[str]:
+    """Human-readable warnings: missing, implausible, split structures, ignored labels, a likely wrong scheme."""
+    warnings = []
+    for name, s in stats.items():
+        pretty = L.structure_display_name(name)
+        if not s.present:
+            warnings.append(f"{pretty} not found in the label map; its measurements are empty.")
+            continue
+        low, high = PLAUSIBLE_MM3[name]
+        if s.volume_mm3 < low:
+            warnings.append(f"{pretty} is implausibly small ({s.volume_mm3:.0f} mm3; expected at least {low:.0f}).")
+        elif high is not None and s.volume_mm3 > high:
+            warnings.append(f"{pretty} is implausibly large ({s.volume_mm3:.0f} mm3; expected at most {high:.0f}).")
+        largest_mm3 = s.volume_mm3 * s.largest_component_fraction
+        kind = "bone" if name in L.BONES else "soft"
+        if s.n_components > 1 and s.second_component_mm3 >= SPLIT_FRACTION[kind] * largest_mm3:
+            warnings.append(
+                f"{pretty} is split into {s.n_components} pieces (second largest {s.second_component_mm3:.0f} mm3); "
+                "check the segmentation."
+            )
+    if ignored_values:
+        listed = ", ".join(f"{v} ({c} voxels)" for v, c in sorted(ignored_values.items()))
+        warnings.append(f"Label values not named by the label scheme were ignored: {listed}.")
+    bone_vol = sum(stats[b].volume_mm3 or 0 for b in L.BONES)
+    cart_vol = sum(stats[c].volume_mm3 or 0 for c in L.CARTILAGES)
+    if bone_vol and cart_vol > bone_vol:
+        warnings.append(
+            "Cartilage is larger than bone in total: the label scheme is probably wrong (native vs canonical?)."
+        )
+    return warnings

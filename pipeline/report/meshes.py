@@ -1,0 +1,107 @@
+"""Writers for meshes: legacy VTK for Slicer/ParaView, one binary glTF (GLB) with vertex colours for browsers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .. import labels as L
+from ..morphometry.mesh import Surface
+
+NO_CARTILAGE_RGB = (225, 215, 195)  # bone colour where no cartilage was measured
+NSM_SUFFIX, NSM_RGB = "_nsm_reconstruction", (150, 110, 220)
+#: glTF is y-up: map LPS (x=L, y=P, z=S) to (x=L, y=S, z=A), a proper rotation, so the knee stands upright.
+LPS_TO_GLTF = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+
+
+def scalar_colours(values: np.ndarray, measured: np.ndarray, vmax: float, *, cmap: str = "viridis") -> np.ndarray:
+    """RGBA uint8 per vertex: ``cmap`` over [0, vmax] where measured, bone colour elsewhere (thickness or T2)."""
+    from matplotlib import colormaps
+
+    scaled = np.clip(np.asarray(values, float) / vmax, 0.0, 1.0)
+    rgba = (colormaps[cmap](scaled) * 255).astype(np.uint8)
+    rgba[~np.asarray(measured, bool), :3] = NO_CARTILAGE_RGB
+    rgba[:, 3] = 255
+    return rgba
+
+
+def write_vtk(surface: Surface, path: Path) -> Path:
+    """Legacy VTK (binary) with every point array; geometry in LPS mm."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    surface.to_pyvista().save(str(path), binary=True)
+    return path
+
+
+def write_glb(layers: list[tuple[Surface, np.ndarray]], path: Path) -> Path:
+    """One GLB scene, a named node per surface, with per-vertex RGBA colours (COLOR_0), in mm.
+
+    Args:
+        layers: (surface, rgba) pairs; rgba is (N, 4) uint8 per vertex.
+        path: output file ending in .glb.
+    """
+    import trimesh
+
+    scene = trimesh.Scene()
+    for surface, rgba in layers:
+        mesh = trimesh.Trimesh(
+            vertices=surface.points @ LPS_TO_GLTF.T, faces=surface.faces, vertex_colors=rgba, process=False
+        )
+        scene.add_geometry(mesh, node_name=surface.name, geom_name=surface.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scene.export(str(path), file_type="glb")
+    return path
+
+
+def structure_rgba(name: str, n: int, alpha: int = 255) -> np.ndarray:
+    rgba = np.empty((n, 4), dtype=np.uint8)
+    rgba[:, :3] = L.COLOURS[name]
+    rgba[:, 3] = alpha
+    return rgba
+
+
+def knee_glb_layers(
+    surfaces: dict[str, Surface],
+    *,
+    vmax_mm: float,
+    include: tuple[str, ...] | None = None,
+    colour_by: str = "thickness",
+    t2_max_ms: float = 80.0,
+) -> list[tuple[Surface, np.ndarray]]:
+    """Bones coloured by cartilage thickness (or mean T2 with ``colour_by="t2"``), the rest in registry colours."""
+    layers = []
+    for name, surface in surfaces.items():
+        if include is not None and name not in include:
+            continue
+        if name in L.BONES and colour_by == "t2" and "t2_ms" in surface.point_data:
+            t2 = surface.point_data["t2_ms"]
+            rgba = scalar_colours(np.nan_to_num(t2), np.isfinite(t2), t2_max_ms, cmap="magma")
+        elif name in L.BONES and "thickness_mm" in surface.point_data:
+            rgba = scalar_colours(surface.point_data["thickness_mm"], surface.point_data["region"] > 0, vmax_mm)
+        elif name in L.COLOURS:
+            rgba = structure_rgba(name, surface.n_points)
+        elif name.endswith(NSM_SUFFIX):  # shape-model reconstruction: translucent, distinct from anatomy
+            rgba = np.tile(np.array([*NSM_RGB, 140], dtype=np.uint8), (surface.n_points, 1))
+        else:
+            rgba = structure_rgba(L.FEMUR, surface.n_points)
+        layers.append((surface, rgba))
+    return layers
+
+
+def write_colorbar_png(
+    path: Path, *, vmax_mm: float, label: str = "Cartilage thickness (mm)", cmap: str = "viridis"
+) -> Path:
+    """A horizontal colour bar matching scalar_colours, for the UI and reports."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import cm, colors
+
+    fig, ax = plt.subplots(figsize=(4.0, 0.6), dpi=150)
+    fig.subplots_adjust(bottom=0.55, top=0.95, left=0.05, right=0.95)
+    fig.colorbar(cm.ScalarMappable(colors.Normalize(0, vmax_mm), cmap), cax=ax, orientation="horizontal", label=label)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

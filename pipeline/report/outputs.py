@@ -1,0 +1,66 @@
+"""Write a KneeAnalysis to a folder: label maps, meshes, GLB, results JSON/CSV, provenance, and one zip."""
+
+from __future__ import annotations
+
+import csv
+import json
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .. import labels as L
+from .meshes import knee_glb_layers, write_glb, write_vtk
+
+if TYPE_CHECKING:
+    from .results import KneeAnalysis
+from ..io import write_volume
+
+
+def write_outputs(result: KneeAnalysis, out_dir: Path, *, make_zip: bool = True) -> dict[str, Path]:
+    """Write all files of ``result`` (a KneeAnalysis) under ``out_dir``; returns name -> path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    files["labels.nii.gz"] = write_volume(result.labels, out_dir / "labels.nii.gz")
+    # NRRD keeps the direction cosines in double precision (a NIfTI round trip perturbs them, see the docs).
+    files["labels.nrrd"] = write_volume(result.labels, out_dir / "labels.nrrd")
+    files["subregions.nii.gz"] = write_volume(result.subregions, out_dir / "subregions.nii.gz")
+    files["label_table.json"] = _write_json(out_dir / "label_table.json", L.label_table())
+    if result.t2_map is not None and result.depth_labels is not None:
+        files["t2map.nii.gz"] = write_volume(result.t2_map, out_dir / "t2map.nii.gz")
+        files["depth_labels.nrrd"] = write_volume(result.depth_labels, out_dir / "depth_labels.nrrd")
+    for name, surface in result.surfaces.items():
+        files[f"meshes/{name}.vtk"] = write_vtk(surface, out_dir / "meshes" / f"{name}.vtk")
+    if result.shape_fit is not None:
+        files["nsm_params.json"] = result.shape_fit.write_params(out_dir / "nsm_params.json")
+    layers = knee_glb_layers(result.surfaces, vmax_mm=result.config.thickness_colour_max_mm)
+    if layers:
+        files["knee.glb"] = write_glb(layers, out_dir / "knee.glb")
+    results = result.to_dict()
+    results["files"] = [*sorted(files), "results.json", "results.csv", "provenance.json"]
+    files["results.json"] = _write_json(out_dir / "results.json", results)
+    files["results.csv"] = _write_csv(out_dir / "results.csv", result.csv_row())
+    files["provenance.json"] = _write_json(out_dir / "provenance.json", result.provenance)
+    if make_zip:
+        files["zip"] = _zip(out_dir, files, out_dir / f"{result.case_id}_results.zip")
+    return files
+
+
+def _write_json(path: Path, data: dict) -> Path:
+    # allow_nan=False: a NaN would make the file unreadable by strict JSON parsers (a predecessor defect).
+    path.write_text(json.dumps(data, indent=2, allow_nan=False))
+    return path
+
+
+def _write_csv(path: Path, row: dict) -> Path:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(row))
+        writer.writeheader()
+        writer.writerow(row)
+    return path
+
+
+def _zip(out_dir: Path, files: dict[str, Path], target: Path) -> Path:
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in files.values():
+            archive.write(path, arcname=str(path.relative_to(out_dir)))
+    return target

@@ -1,0 +1,34 @@
+"""T2 mapping: the qDESS estimator (``qdess``), qDESS series from DICOM headers (``series``), the superficial/deep
+split (``depth``), regional statistics (``statistics``) and the stage (``stage``)."""
+
+from .qdess import (
+    LOW_SPOILING,
+    SPOILED,
+    NotQDessError,
+    QDessSeries,
+    T2Params,
+    compute_t2_map,
+    expected_ratio,
+    qdess_t2_ms,
+)
+from .series import load_qdess, qdess_from_source
+from .stage import T2Result, run_t2, t2_availability, t2_stage
+from .statistics import t2_statistics
+
+__all__ = [
+    "LOW_SPOILING",
+    "SPOILED",
+    "NotQDessError",
+    "QDessSeries",
+    "T2Params",
+    "T2Result",
+    "compute_t2_map",
+    "expected_ratio",
+    "load_qdess",
+    "qdess_from_source",
+    "qdess_t2_ms",
+    "run_t2",
+    "t2_availability",
+    "t2_stage",
+    "t2_statistics",
+]

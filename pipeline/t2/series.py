@@ -1,0 +1,159 @@
+"""qDESS series from a loaded DICOM image: echo grouping, the checks that it is qDESS, header values.
+
+The image was read once by ``pipeline.io`` (its ``source`` holds every header and each echo's image); nothing
+here opens a file, except :func:`load_qdess`, a convenience that loads a folder or zip first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import InvalidInputError
+from ..io.dicom import DicomSource, echo_key
+from .qdess import GE_PRIVATE_CREATOR, GL_AREA_TAG, TG_TAG, NotQDessError, QDessSeries
+
+
+def load_qdess(path: str | Path) -> QDessSeries:
+    """Read one two-echo qDESS DICOM series from a folder or a zip (see :func:`qdess_from_source`)."""
+    from ..io import load_image
+
+    path = Path(path)
+    if path.exists() and not (path.is_dir() or path.name.lower().endswith(".zip")):
+        raise NotQDessError(
+            f"{path.name}: T2 mapping needs the qDESS DICOM series itself (both echoes with their headers), as a "
+            "folder or one zip; a single file or a NIfTI/NRRD image has no echo timing."
+        )
+    image = load_image(path)
+    if image.source is None:
+        raise NotQDessError(f"{path.name}: no DICOM series with echo timing inside.")
+    return qdess_from_source(image.source)
+
+
+def qdess_from_source(source: DicomSource) -> QDessSeries:
+    """The two echoes of a qDESS series and its header values.
+
+    Checks: single-frame files, exactly two echoes of a gradient-echo sequence, one geometry, TR/TE/flip angle
+    present and consistent. Reads the GE spoiler tags to pick the estimator.
+
+    Raises:
+        NotQDessError: not a two-echo qDESS series (one echo, more echoes, spin echo, long TR): skip T2, say why.
+        InvalidInputError: a qDESS series that cannot be used (echo geometry differs, TR/TE/flip missing, ...).
+    """
+    name = source.name
+    headers = source.headers
+    echoes = _group_echoes(headers)
+    first = headers[0]
+    if len(source.echoes) == 1 and len(source.echoes[0].headers) == 1:
+        raise InvalidInputError(
+            f"{name}: an enhanced (multi-frame) DICOM; qDESS T2 reads classic single-frame "
+            "series. Export the qDESS series as one file per slice and echo."
+        )
+    _check_is_qdess(echoes, first, name)
+    echo1, echo2 = source.echoes[0].volume, source.echoes[1].volume
+    problems = echo1.same_grid(echo2)
+    if problems:
+        raise InvalidInputError(
+            f"{name}: echo 2 does not share echo 1's geometry ({'; '.join(problems)}). Both qDESS echoes must "
+            "come from one acquisition; export the complete original series again."
+        )
+    creator = _element_value(first, (0x0019, 0x0010))
+    foreign = None
+    if creator is not None and str(creator).strip() != GE_PRIVATE_CREATOR:
+        # (0019,10B6/7) are GE's only inside the GEMS_ACQU_01 block; another vendor's block means other data.
+        foreign = f"the private tags at (0019,10B6/7) belong to '{str(creator).strip()}', not GE's {GE_PRIVATE_CREATOR}"
+    return QDessSeries.from_volumes(
+        echo1,
+        echo2,
+        tr_ms=_consistent(headers, "RepetitionTime", name),
+        te_ms=_consistent(list(source.echoes[0].headers), "EchoTime", name),
+        flip_deg=_consistent(headers, "FlipAngle", name),
+        gl_area=_element_value(first, GL_AREA_TAG),
+        tg_us=_element_value(first, TG_TAG),
+        notes=tuple(_sequence_notes(first)),
+        source={**source.series, "manufacturer": str(getattr(first, "Manufacturer", ""))},
+        name=name,
+        ignore_spoiler_tags=foreign,
+    )
+
+
+def _group_echoes(headers: list) -> dict[tuple, list]:
+    """Headers per echo, keyed (EchoNumbers, EchoTime) as pipeline.io.dicom orders them."""
+    groups: dict[tuple, list] = {}
+    for ds in headers:
+        groups.setdefault(echo_key(ds), []).append(ds)
+    return groups
+
+
+def _check_is_qdess(echoes: dict[tuple, list], first, name: str) -> None:
+    sequence = _text(first, "ScanningSequence")
+    description = _text(first, "SeriesDescription") or "(no description)"
+    if "GR" not in sequence and sequence:
+        raise NotQDessError(
+            f"{name}: series '{description}' is a {sequence.replace(chr(92), '/')} sequence with {len(echoes)} "
+            "echo(es), not qDESS (a gradient-echo double-echo steady-state scan). T2 mapping needs the qDESS "
+            "series; other series can still be segmented without T2."
+        )
+    if len(echoes) == 1 and _repeated_positions(next(iter(echoes.values()))):
+        raise InvalidInputError(
+            f"{name}: series '{description}' has two images per slice position but no EchoNumbers or EchoTime that "
+            "tell the echoes apart, so S1 and S2 cannot be separated. Export the series with its echo tags."
+        )
+    if len(echoes) == 1:
+        raise NotQDessError(
+            f"{name}: series '{description}' has one echo only; qDESS T2 needs both echoes (S1 and S2) of the same "
+            "series. Export the whole qDESS series, both echoes, and upload it as one zip."
+        )
+    if len(echoes) != 2:
+        raise NotQDessError(
+            f"{name}: series '{description}' has {len(echoes)} echoes; this is not qDESS, which has exactly 2. "
+            "A multi-echo T2 series needs a different fit that KneeScope does not provide; upload the qDESS series."
+        )
+    counts = [len(v) for v in echoes.values()]
+    if counts[0] != counts[1]:
+        raise InvalidInputError(
+            f"{name}: the two echoes have {counts[0]} and {counts[1]} slices; upload the "
+            "complete series (every slice of both echoes)."
+        )
+
+
+def _repeated_positions(headers: list) -> bool:
+    positions = [
+        tuple(round(float(x), 3) for x in p)
+        for ds in headers
+        if (p := getattr(ds, "ImagePositionPatient", None)) is not None
+    ]
+    return len(positions) == len(headers) and len(set(positions)) < len(positions)
+
+
+def _sequence_notes(first) -> list[str]:
+    words = " ".join(_text(first, k) for k in ("SeriesDescription", "SequenceName")).lower()
+    if "dess" in words:
+        return []
+    return [
+        "The DICOM header does not name the sequence DESS; this two-echo gradient-echo series was assumed "
+        "to be qDESS. Check the T2 values if it is a different sequence."
+    ]
+
+
+def _consistent(headers: list, keyword: str, name: str) -> float | None:
+    values = {round(float(v), 4) for ds in headers if (v := getattr(ds, keyword, None)) not in (None, "")}
+    if len(values) > 1:
+        raise InvalidInputError(
+            f"{name}: {keyword} differs between images ({sorted(values)}); the series mixes "
+            "acquisitions. Upload one qDESS series."
+        )
+    return values.pop() if values else None
+
+
+def _element_value(ds, tag: tuple[int, int]):
+    element = ds.get(tag)
+    return None if element is None else element.value
+
+
+def _text(ds, keyword: str) -> str:
+    value = getattr(ds, keyword, None)
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    return str(value)

@@ -1,0 +1,167 @@
+"""The T2 stage of an analysis: qDESS T2 when the image is a qDESS DICOM series, a stated reason otherwise.
+
+Never silent: the result is a :class:`T2Result`, or a :class:`~pipeline.outcome.NotComputed` saying why.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import GeometryMismatchError, InvalidInputError
+from ..outcome import NotComputed
+from ..volume import Volume
+from . import depth as depth_split
+from .depth import DEEP_OFFSET, SUPERFICIAL_OFFSET
+from .qdess import LOW_SPOILING, LOW_SPOILING_NOTE, SPOILED, NotQDessError, QDessSeries, T2Params, compute_t2_map
+from .statistics import rounded, t2_statistics
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class T2Result:
+    """Output of :func:`run_t2`: the map, the depth labels and the regional statistics.
+
+    Attributes:
+        method: "spoiled" or "low_spoiling".
+        notes: remarks for the report (the low-spoiling caveat among them).
+        regions: region name -> {mean, median, std, n_voxels, n_excluded, deep: {...}, superficial: {...}} in ms.
+        t2map: float32 T2 map (ms) on the echo grid; ``params.map_fill_ms`` where invalid.
+        depth_labels: uint16 map on the same grid: region id + 100 (deep) or + 200 (superficial), 0 elsewhere.
+        acquisition: TR, TE, flip angle and spoiler values used.
+        params: the constants used.
+    """
+
+    method: str
+    notes: tuple[str, ...]
+    regions: dict
+    t2map: Volume
+    depth_labels: Volume
+    acquisition: dict
+    params: T2Params
+
+    computed = True
+
+    @property
+    def warning(self) -> str | None:
+        """The low-spoiling caveat, when it applies (a QC warning)."""
+        return next((n for n in self.notes if "low-spoiling" in n), None)
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary for the ``t2`` section of results.json (no NaN: missing values are None)."""
+        return {
+            "computed": True,
+            "method": self.method,
+            "note": next((n for n in self.notes if "low-spoiling" in n), None),
+            "notes": list(self.notes),
+            "units": "ms",
+            "statistics_range_ms": {
+                "exclusive_min": self.params.stats_range_ms[0],
+                "inclusive_max": self.params.stats_range_ms[1],
+            },
+            "regions": rounded(self.regions),
+            "depth": {
+                "threshold": self.params.depth_threshold,
+                "deep_offset": DEEP_OFFSET,
+                "superficial_offset": SUPERFICIAL_OFFSET,
+                "method": "relative depth d_bone / (d_bone + d_articular) from voxel distance transforms",
+            },
+            "acquisition": self.acquisition,
+            "params": self.params.to_dict(),
+        }
+
+
+def run_t2(series: QDessSeries, labels: Volume, region_map: np.ndarray, params: T2Params = T2Params()) -> T2Result:
+    """T2 map, superficial/deep split and regional statistics for one knee.
+
+    Args:
+        series: the qDESS echoes and header values (:func:`load_qdess`).
+        labels: canonical label map on the echo grid (bones 1-3 and cartilage 4-7 drive the depth split).
+        region_map: region id per voxel on that grid (``anatomy.region_map``), uint8 (nk, nj, ni).
+        params: estimator constants and reporting ranges.
+
+    Raises:
+        GeometryMismatchError: the label map is not on the echoes' voxel grid.
+    """
+    problems = series.echo1.same_grid(labels)
+    if problems:
+        raise GeometryMismatchError(
+            "T2: the label map is not on the qDESS voxel grid (" + "; ".join(problems) + "). Segment the qDESS "
+            "series itself (its echo combination), or resample the labels onto it first."
+        )
+    if np.shape(region_map) != labels.array.shape:
+        raise GeometryMismatchError(
+            f"T2: region map shape {np.shape(region_map)} differs from the label map {labels.array.shape}."
+        )
+    t2map = compute_t2_map(series, params)
+    method = t2map.meta["t2_method"]
+    notes = list(series.notes)
+    if method == LOW_SPOILING and series.method == SPOILED:
+        notes.append(LOW_SPOILING_NOTE.format(why="the analysis was configured to use it for every scan"))
+    split = depth_split.split_depth(labels, region_map, threshold=params.depth_threshold)
+    notes.extend(split.notes)
+    regions = t2_statistics(t2map, region_map, split.labels, params)
+    if method == LOW_SPOILING:
+        logger.warning("qDESS T2 used the low-spoiling approximation (no usable GE spoiler tags)")
+    logger.info("qDESS T2 (%s): femoral mean %s ms", method, regions["femoral"]["mean"])
+    depth_volume = labels.with_array(split.labels, quantity="cartilage depth labels")
+    return T2Result(method, tuple(notes), regions, t2map, depth_volume, series.acquisition_dict(), params)
+
+
+def t2_availability(image: str | Path | None) -> tuple[bool, str]:
+    """Whether T2 can be attempted for an image input path, and the reason when not (for the UI, before loading)."""
+    if image is None:
+        return False, NO_IMAGE_REASON
+    path = Path(image)
+    if path.is_dir() or path.name.lower().endswith(".zip"):
+        return True, "qDESS T2 will be computed if the series has two echoes."
+    return False, no_echoes_reason(path.name)
+
+
+NO_IMAGE_REASON = "T2 needs the qDESS MRI (a DICOM folder or zip); only a label map was given."
+
+
+def no_echoes_reason(name: str) -> str:
+    return f"T2 needs a qDESS DICOM series (folder or zip); {name} has no echo and timing information."
+
+
+def t2_stage(
+    image: Volume | None,
+    labels: Volume,
+    regions: np.ndarray,
+    *,
+    requested: bool | None,
+    params: T2Params | None = None,
+) -> T2Result | NotComputed:
+    """T2 for one knee, if its image allows it.
+
+    Args:
+        image: the loaded MRI (its ``source`` holds the DICOM echoes and headers), or None.
+        labels: canonical label map on the image grid.
+        regions: cartilage region id per voxel on that grid.
+        requested: True = the user asked for T2 (a warning says why when it cannot run), None = automatic
+            (computed for a qDESS series, silently skipped otherwise), False = skip.
+    """
+    from .series import qdess_from_source
+
+    if requested is False:
+        return NotComputed("T2 not requested.")
+    if image is None or image.source is None:
+        reason = (
+            NO_IMAGE_REASON
+            if image is None
+            else no_echoes_reason(image.meta.get("file_name") or "the image (given in memory)")
+        )
+        return NotComputed(reason, warning=reason if requested else None)
+    try:
+        series = qdess_from_source(image.source)
+    except NotQDessError as exc:
+        return NotComputed(f"Not qDESS: {exc}", warning=str(exc) if requested else None)
+    except InvalidInputError as exc:
+        message = f"T2 skipped: {exc}"
+        return NotComputed(message, warning=message)
+    return run_t2(series, labels, regions, params or T2Params())

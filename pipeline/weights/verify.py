@@ -1,0 +1,61 @@
+"""Checking a resolved model's files: presence, sizes, sha256, and that checkpoints are torch archives."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .resolve import ResolvedModel
+
+_SHA_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    """sha256 of a file, remembered per (path, size, mtime) for the life of the process."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _SHA_CACHE:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            while block := handle.read(chunk):
+                digest.update(block)
+        _SHA_CACHE[key] = digest.hexdigest()
+    return _SHA_CACHE[key]
+
+
+def verify(resolved: ResolvedModel, *, checksums: bool = True) -> list[str]:
+    """Problems with a resolved model's files (empty when fine): missing files, sizes, sha256, broken checkpoints."""
+    problems: list[str] = []
+    for expected in resolved.entry.files:
+        path = resolved.base / expected.path
+        if not path.is_file():
+            if resolved.origin != "model-dir":  # a model-dir may be rooted elsewhere; structure checks cover it
+                problems.append(f"missing {path}")
+            continue
+        if expected.size and path.stat().st_size != expected.size:
+            problems.append(f"{path} has {path.stat().st_size} bytes, expected {expected.size}")
+        elif checksums and expected.sha256 and sha256_file(path) != expected.sha256:
+            problems.append(f"{path} sha256 {sha256_file(path)[:12]}... does not match the manifest")
+    for stage_dir in resolved.stage_dirs:
+        for name in ("dataset.json", "plans.json"):
+            if not (stage_dir / name).is_file():
+                problems.append(f"missing {stage_dir / name}")
+    for checkpoint in resolved.checkpoints:
+        _check_checkpoint(checkpoint, problems)
+    return problems
+
+
+def _check_checkpoint(path: Path, problems: list[str]) -> None:
+    """A torch checkpoint is a zip archive with a data.pkl; truncated downloads fail this cheaply."""
+    if not path.is_file():
+        problems.append(f"missing checkpoint {path}")
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if not any(n.endswith("data.pkl") for n in archive.namelist()):
+                problems.append(f"{path} is not a torch checkpoint (no data.pkl)")
+    except (zipfile.BadZipFile, OSError) as exc:
+        problems.append(f"{path} is corrupt or truncated ({exc})")
