@@ -193,3 +193,68 @@ def test_image_and_labels_on_different_grids(tmp_path, right_knee):
     )
     with pytest.raises(GeometryMismatchError, match="origin"):
         analyze_labels(labels, image=shifted)
+
+
+# --- header checks: truncation and memory bombs, before any voxel is decoded -------------------------------------
+@pytest.mark.parametrize(
+    ("name", "compress"),
+    [
+        ("knee.nii.gz", True),
+        ("knee.nii", False),
+        ("knee.nrrd", False),
+        ("knee.nrrd", True),
+        ("knee.mha", False),
+        ("knee.mha", True),
+    ],
+    ids=["nii.gz", "nii", "nrrd-raw", "nrrd-gzip", "mha-raw", "mha-zlib"],
+)
+def test_truncated_file_is_refused_with_byte_counts(tmp_path, name, compress):
+    rng = np.random.default_rng(3)  # noise compresses poorly, so cutting 10 % of the file cuts the image data
+    volume = Volume(rng.integers(0, 1000, (40, 50, 60)).astype(np.int16), (0.5, 0.5, 1.0), (0, 0, 0), np.eye(3))
+    path = write_volume(volume, tmp_path / name, compress=compress)
+    path.write_bytes(path.read_bytes()[: int(path.stat().st_size * 0.9)])
+    with pytest.raises(InvalidInputError, match=rf"{name}: file is truncated: .* of 240,000 expected"):
+        load_image(path)
+
+
+def test_complete_compressed_files_pass_the_header_checks(tmp_path, small_image):
+    for name in ("a.nii.gz", "a.nrrd", "a.mha"):
+        loaded = load_image(write_volume(small_image, tmp_path / name, compress=True))
+        np.testing.assert_array_equal(loaded.array, small_image.array)
+
+
+def test_header_declaring_a_huge_image_is_refused_from_the_header(tmp_path):
+    import gzip
+    import time
+
+    import nibabel as nib
+
+    header = nib.Nifti1Header()
+    header.set_data_dtype(np.int16)
+    header.set_data_shape((1024, 1024, 1024))
+    path = tmp_path / "bomb.nii.gz"
+    with gzip.open(path, "wb") as handle:  # a few hundred bytes that declare 2 GiB of voxels
+        handle.write(header.binaryblock + b"\0" * 4 + b"\0" * 1000)
+    start = time.perf_counter()
+    with pytest.raises(InvalidInputError, match=r"declares .*1024 voxels along one axis|M voxels"):
+        load_image(path)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_dicom_series_with_a_truncated_slice_names_the_file(tmp_path, small_image):
+    files = write_series(small_image, tmp_path / "series")
+    files[5].write_bytes(files[5].read_bytes()[:-100])
+    with pytest.raises(InvalidInputError, match=rf"{files[5].name} is truncated"):
+        load_image(tmp_path / "series")
+
+
+def test_itk_warnings_go_to_the_log_not_the_terminal(tmp_path, small_image, capfd, caplog):
+    """A series with a missing slice makes ITK warn "Non uniform sampling or missing slices detected"."""
+    import logging
+
+    files = write_series(small_image, tmp_path / "gap")
+    files[6].unlink()
+    with caplog.at_level(logging.WARNING, logger="pipeline.native"):
+        load_image(tmp_path / "gap")
+    assert "non uniform sampling" not in capfd.readouterr().err.lower()
+    assert any("non uniform sampling" in r.getMessage().lower() for r in caplog.records)

@@ -87,12 +87,13 @@ def build_engine(args: argparse.Namespace, *, segment: bool):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..io import image_kind
+    from ..io import preflight_input
 
     if args.image is None and args.labels is None:
         raise KneePipelineError("Give the MRI to segment (python -m pipeline analyze MRI --out OUT/), or --labels.")
-    if args.image is not None:
-        image_kind(args.image)  # refuse a wrong file before spending seconds on loading a model
+    for given in (args.image, args.labels):
+        if given is not None:  # refuse a wrong, oversized or truncated file before spending seconds on a model
+            preflight_input(given)
     engine = build_engine(args, segment=args.labels is None)
     if args.shape_model:
         from ..outcome import NotComputed

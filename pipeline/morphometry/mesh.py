@@ -89,11 +89,30 @@ def surface_from_mask(
     verts_kji, faces, _, _ = marching_cubes(smoothed, level=0.5, allow_degenerate=False)
     verts_kji += lo - np.array(pad)
     points = volume.index_to_physical(verts_kji[:, ::-1])
-    points, faces = _decimate(points, faces.astype(np.int64), target_vertices)
+    faces = faces.astype(np.int64)
+    target = min(target_vertices, vertices_for_area(_area_mm2(points, faces), volume.spacing)) if target_vertices else 0
+    points, faces = _decimate(points, faces, target)
     surface = _clean(Surface(name, points, faces))
     if surface.signed_volume_mm3() < 0:  # mirrored grids (negative determinant) reverse the winding
         surface = Surface(name, surface.points, surface.faces[:, ::-1].copy())
     return surface
+
+
+def vertices_for_area(area_mm2: float, spacing: tuple[float, float, float]) -> int:
+    """How many vertices a surface of this area gets: one per voxel face (the geometric mean face area).
+
+    Marching cubes puts a vertex on every grid edge a surface crosses, so a surface oblique to the grid gets up to
+    sqrt(3) times the vertices of the same surface aligned with it. Decimating every surface to one vertex per
+    voxel-face area (capped by the structure's budget) makes the count depend on the anatomy, not on how the
+    knee lies in the scanner.
+    """
+    face_mm2 = float(np.prod(spacing)) ** (2.0 / 3.0)
+    return max(4, int(round(area_mm2 / face_mm2)))
+
+
+def _area_mm2(points: np.ndarray, faces: np.ndarray) -> float:
+    tri = points[faces]
+    return float(np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1).sum() / 2)
 
 
 def _decimate(points: np.ndarray, faces: np.ndarray, target_vertices: int) -> tuple[np.ndarray, np.ndarray]:
