@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser run serve example test lint bench clean
+.PHONY: setup browser run serve example test check lint bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,11 +33,16 @@ serve: $(STAMP)
 example: $(STAMP)
 	$(PY) -m pipeline example --out out/example
 
-test: $(STAMP) browser
+# The same gate as CI: lint, format, types, then the tests.
+test: $(STAMP) browser check
 	$(PY) -m pytest
 
-lint: $(STAMP)
-	$(PY) -m ruff check pipeline tests bench
+check: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+lint: check
 
 bench: $(STAMP)
 	$(PY) bench/thickness_vs_pymskt.py

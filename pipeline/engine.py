@@ -25,6 +25,7 @@ from . import labels as L
 from .config import AnalysisConfig, InferenceOptions
 from .errors import InvalidInputError, KneePipelineError, WeightsUnavailableError
 from .io import LoadedLabels, align_to_grid, file_stem, load_image, load_label_map, to_canonical
+from .io.labelmaps import SchemeSpec
 from .labels import LabelScheme
 from .morphometry import measure_knee
 from .morphometry.thickness import mean_along_runs
@@ -51,7 +52,7 @@ DEMO_WARNING = (
 #: on_volume(kind, volume): "image" once the MRI is read, "labels" once the label map is on its grid.
 VolumeObserver = Callable[[str, Volume], None]
 ImageInput = str | Path | Volume
-SchemeInput = str | Path | dict | LabelScheme
+SchemeInput = SchemeSpec
 
 
 class Engine:
@@ -110,9 +111,9 @@ class Engine:
         """
         inference = inference or InferenceOptions()
         folder = Path(model_dir).expanduser() if model_dir is not None else model_dir_from_env()
-        common = {"inference": inference, "model_dir": folder, "download": download}
         try:
-            return cls({model: _load_segmenter(model, folder, inference, download)}, model=model, **common)
+            segmenter = _load_segmenter(model, folder, inference, download)
+            return cls({model: segmenter}, model=model, inference=inference, model_dir=folder, download=download)
         except WeightsUnavailableError as exc:
             if not fallback_to_demo or model == DEMO_MODEL or folder is not None:
                 raise
@@ -122,7 +123,14 @@ class Engine:
             )
             logger.warning(notice)
         segmenter = _load_segmenter(DEMO_MODEL, None, inference, False)
-        return cls({DEMO_MODEL: segmenter}, model=DEMO_MODEL, notice=notice, **common)
+        return cls(
+            {DEMO_MODEL: segmenter},
+            model=DEMO_MODEL,
+            notice=notice,
+            inference=inference,
+            model_dir=folder,
+            download=download,
+        )
 
     @classmethod
     def for_app(cls, *, model_dir: str | Path | None = None, inference: InferenceOptions | None = None) -> Engine:

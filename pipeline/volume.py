@@ -45,7 +45,8 @@ class Volume:
     @property
     def size(self) -> tuple[int, int, int]:
         """Grid size in ITK (i, j, k) order."""
-        return tuple(int(n) for n in self.array.shape[::-1])
+        nk, nj, ni = self.array.shape
+        return int(ni), int(nj), int(nk)
 
     @property
     def voxel_volume_mm3(self) -> float:

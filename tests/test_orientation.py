@@ -132,7 +132,7 @@ def test_a_genuinely_different_grid_is_refused_with_both_grids_described():
 
 
 def test_vertex_count_does_not_depend_on_how_the_knee_lies_in_the_scanner():
-    """Marching cubes gives oblique surfaces up to sqrt(3) times the vertices of aligned ones; the budget follows area."""
+    """Marching cubes gives oblique surfaces up to sqrt(3) times the vertices of aligned ones; budgets follow area."""
     from scipy.spatial.transform import Rotation
 
     from pipeline import labels as L

@@ -1,4 +1,4 @@
-"""qDESS T2 mapping (pipeline.t2) and the superficial/deep split (pipeline.depth), on synthetic DICOM series.
+"""qDESS T2 mapping (pipeline.t2) and the superficial/deep split (pipeline.t2.depth), on synthetic DICOM series.
 
 The synthetic series follow Sveinsson's signal model with a known T2 per region (tests/qdess_fixtures.py), so the
 regional means must come back to within 1 % without noise and 3 % at a realistic SNR, for both estimators.

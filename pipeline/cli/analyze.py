@@ -87,13 +87,15 @@ def build_engine(args: argparse.Namespace, *, segment: bool):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..io import preflight_input
+    from ..io import preflight_input, preflight_label_map
 
     if args.image is None and args.labels is None:
         raise KneePipelineError("Give the MRI to segment (python -m pipeline analyze MRI --out OUT/), or --labels.")
-    for given in (args.image, args.labels):
-        if given is not None:  # refuse a wrong, oversized or truncated file before spending seconds on a model
-            preflight_input(given)
+    # Refuse a wrong, oversized or truncated file before spending seconds on a model.
+    if args.labels is not None:
+        preflight_label_map(args.labels)
+    if args.image is not None:
+        preflight_input(args.image)
     engine = build_engine(args, segment=args.labels is None)
     if args.shape_model:
         from ..outcome import NotComputed

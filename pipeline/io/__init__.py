@@ -10,7 +10,7 @@ from .archives import unpacked
 from .dicom import DicomSource, EchoImage
 from .files import VOLUME_SUFFIXES, file_stem, image_kind, load_image, preflight_input, sha256_of, write_volume
 from .grids import align_to_grid
-from .labelmaps import LABEL_SUFFIXES, LoadedLabels, load_label_map, to_canonical
+from .labelmaps import LABEL_SUFFIXES, LoadedLabels, load_label_map, preflight_label_map, to_canonical
 from .limits import ImageLimits
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "load_image",
     "load_label_map",
     "preflight_input",
+    "preflight_label_map",
     "sha256_of",
     "to_canonical",
     "unpacked",

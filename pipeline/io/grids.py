@@ -71,7 +71,7 @@ def align_to_grid(labels: Volume, image: Volume) -> tuple[Volume, str | None]:
     array = labels.array.transpose(2, 1, 0).transpose(perm)  # ITK (i, j, k) order, then fixed's axis order
     flipped = [axis for axis in range(3) if flip[axis]]
     if flipped:
-        array = np.flip(array, axis=flipped)
+        array = np.flip(array, axis=tuple(flipped))
     array = np.ascontiguousarray(array.transpose(2, 1, 0))
     note = (
         f"The label map stores the image's voxels in another axis order ({labels.orientation} vs the image's "

@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import InvalidInputError
 from .limits import ImageLimits
@@ -171,8 +172,8 @@ def _decompressed_length(path: Path, offset: int, compression: str, *, limit: in
                 return total, False
             try:
                 total += len(decoder.decompress(chunk, CHUNK * 64))
-                while getattr(decoder, "unconsumed_tail", b"") and total <= limit:
-                    total += len(decoder.decompress(decoder.unconsumed_tail, CHUNK * 64))
+                while (tail := getattr(decoder, "unconsumed_tail", b"")) and total <= limit:
+                    total += len(decoder.decompress(tail, CHUNK * 64))
             except (zlib.error, OSError, EOFError) as exc:
                 raise InvalidInputError(f"{path.name}: the compressed image data is corrupt ({exc}).") from exc
             if decoder.eof:
@@ -185,7 +186,7 @@ def read_nifti_header(path: Path) -> VolumeHeader:
     import nibabel as nib
 
     try:
-        header = nib.load(str(path)).header
+        header: Any = nib.load(str(path)).header
         shape = tuple(int(n) for n in header.get_data_shape())
         itemsize = int(header.get_data_dtype().itemsize)
         offset = int(header.get_data_offset())
@@ -203,7 +204,8 @@ def _text_header(path: Path, magic: bytes, end: Callable[[bytes], bool]) -> tupl
         head = handle.read(MAX_TEXT_HEADER)
     if not head.startswith(magic):
         raise InvalidInputError(f"{path.name}: not a readable file of its type (it does not start with {magic!r}).")
-    lines, offset = [], 0
+    lines: list[bytes] = []
+    offset = 0
     for raw in head.splitlines(keepends=True):
         offset += len(raw)
         line = raw.rstrip(b"\r\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,9 +12,12 @@ from ..errors import InvalidInputError
 from ..labels import LabelScheme, resolve_scheme
 from ..volume import Volume
 from .files import check_3d, read_volume_file, with_file_facts
+from .headers import preflight
 from .limits import ImageLimits
 
 LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
+#: 'auto', 'native', 'canonical', a JSON file, a dict of structure -> value, or a LabelScheme.
+SchemeSpec = str | Path | Mapping[str, int] | LabelScheme
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ def detect_scheme(counts: np.ndarray, name: str) -> tuple[LabelScheme, str]:
     )
 
 
-def to_canonical(volume: Volume, scheme: LabelScheme | str, *, name: str = "label map") -> LoadedLabels:
+def to_canonical(volume: Volume, scheme: SchemeSpec, *, name: str = "label map") -> LoadedLabels:
     """Remap a label map to canonical values; values the scheme does not name become background.
 
     ``scheme='auto'`` chooses between 'native' and 'canonical' from the bones' label values (see detect_scheme).
@@ -91,13 +95,20 @@ def to_canonical(volume: Volume, scheme: LabelScheme | str, *, name: str = "labe
     return LoadedLabels(out.with_meta(label_scheme=scheme.name), scheme, ignored, note)
 
 
-def load_label_map(path: str | Path, scheme: LabelScheme | str, *, limits: ImageLimits | None = None) -> LoadedLabels:
-    """Read a NIfTI/NRRD/MHA label map and convert it to the canonical scheme."""
+def preflight_label_map(path: str | Path, *, limits: ImageLimits | None = None) -> None:
+    """Check a label-map file without decoding it (type, declared size, completeness), before any model loads."""
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"{path.name}: label map not found.")
     if not path.name.lower().endswith(LABEL_SUFFIXES):
         raise InvalidInputError(f"{path.name}: label maps must be NIfTI (.nii/.nii.gz), NRRD (.nrrd) or MHA (.mha).")
+    preflight(path, limits)
+
+
+def load_label_map(path: str | Path, scheme: SchemeSpec, *, limits: ImageLimits | None = None) -> LoadedLabels:
+    """Read a NIfTI/NRRD/MHA label map and convert it to the canonical scheme."""
+    path = Path(path)
+    preflight_label_map(path, limits=limits)
     volume = with_file_facts(read_volume_file(path, limits), path)
     check_3d(volume, path.name)
     return to_canonical(volume, scheme, name=path.name)

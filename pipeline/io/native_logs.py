@@ -58,7 +58,7 @@ def route_vtk_messages() -> None:
             text = window.GetOutput().strip()
             if text:
                 logger.warning("VTK: %s", " ".join(text.split()))
-            window.Initialize()
+            window.Initialize()  # type: ignore[attr-defined]  # vtkStringOutputWindow: clears its buffer
 
         for event in (vtkCommand.ErrorEvent, vtkCommand.WarningEvent, vtkCommand.MessageEvent):
             window.AddObserver(event, forward)

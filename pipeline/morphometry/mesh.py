@@ -107,7 +107,7 @@ def vertices_for_area(area_mm2: float, spacing: tuple[float, float, float]) -> i
     knee lies in the scanner.
     """
     face_mm2 = float(np.prod(spacing)) ** (2.0 / 3.0)
-    return max(4, int(round(area_mm2 / face_mm2)))
+    return max(4, round(area_mm2 / face_mm2))
 
 
 def _area_mm2(points: np.ndarray, faces: np.ndarray) -> float:

@@ -78,7 +78,7 @@ def qc_warnings(stats: dict[str, StructureStats], ignored_values: dict[int, int]
     warnings = []
     for name, s in stats.items():
         pretty = L.structure_display_name(name)
-        if not s.present:
+        if not s.present or s.volume_mm3 is None or s.largest_component_fraction is None:
             warnings.append(f"{pretty} not found in the label map; its measurements are empty.")
             continue
         low, high = PLAUSIBLE_MM3[name]

@@ -72,10 +72,10 @@ def measure_knee(
     with timer.stage("structures", 0.0, "Checking structures"):
         stats = qc.structure_stats(labels)
         if not any(s.present for s in stats.values()):
-            values = sorted(ignored_values or {})
+            unnamed = sorted(ignored_values or {})
             raise EmptySegmentationError(
                 "No knee structures found in the label map (all voxels are background or unnamed labels"
-                + (f": values {values}" if values else "")
+                + (f": values {unnamed}" if unnamed else "")
                 + "). Check the label scheme."
             )
         warnings = qc.qc_warnings(stats, ignored_values or {})

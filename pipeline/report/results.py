@@ -74,7 +74,7 @@ class KneeAnalysis:
             "cartilage": {name: r.to_dict() for name, r in self.cartilage.items()},
             "qc": {"warnings": list(self.warnings)},
             "t2": self.t2.to_dict(),
-            "shape_model": self.shape_model.section() if self.shape_model.computed else self.shape_model.to_dict(),
+            "shape_model": self.shape_fit.section() if self.shape_fit is not None else self.shape_model.to_dict(),
         }
 
     def csv_row(self) -> dict[str, object]:

@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import WeightsUnavailableError
 
@@ -16,7 +17,7 @@ class Stage:
 
     configuration: str
     folder: Path
-    predictor: object
+    predictor: Any  # the tile-reporting nnUNetPredictor subclass (nnunetv2 ships no type information)
 
 
 def predictor_class():

@@ -111,7 +111,7 @@ class Segmenter:
             load_stage(Path(d), fold, checkpoint, torch_device, options.tile_step_size, what_to_do) for d in stage_dirs
         ]
         check_stages(stages)
-        dataset = stages[-1].predictor.dataset_json  # type: ignore[attr-defined]
+        dataset = stages[-1].predictor.dataset_json
         channels = dataset.get("channel_names", dataset.get("modality", {}))
         if len(channels) != 1:
             raise InvalidInputError(

@@ -83,7 +83,7 @@ def _check_supported(config: Mapping) -> None:
         "activation": ("relu", config.get("activation", "relu")),
         "final_activation": ("tanh or none", config.get("final_activation", "tanh")),
     }
-    allowed = {"conv_norm_type": {"layer", "batch"}, "final_activation": {"tanh", "none", None}}
+    allowed: dict[str, set] = {"conv_norm_type": {"layer", "batch"}, "final_activation": {"tanh", "none", None}}
     for key, (expected, value) in unsupported.items():
         ok = value in allowed[key] if key in allowed else value == expected
         if not ok:
@@ -125,7 +125,7 @@ class PlaneGenerator(nn.Module):
         self._start_size = s0
         if cfg.conv_start_with_mlp:
             self._start_channels = cfg.conv_hidden_dims[0]
-            self.fc = nn.Linear(cfg.latent_size, self._start_channels * s0 * s0)
+            self.fc: nn.Linear | None = nn.Linear(cfg.latent_size, self._start_channels * s0 * s0)
         else:
             if cfg.latent_size % (s0 * s0):
                 raise ValueError(f"latent_size {cfg.latent_size} cannot be reshaped to (C, {s0}, {s0})")
@@ -221,6 +221,7 @@ def sample_triplanar(planes: torch.Tensor, points: torch.Tensor, scale: float) -
         sampled = F.grid_sample(plane, grid, mode="bilinear", padding_mode="border", align_corners=True)
         sampled = sampled[:, :, 0].transpose(1, 2)  # (B, N, F)
         total = sampled if total is None else total + sampled
+    assert total is not None  # three planes were sampled
     return total
 
 

@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -78,7 +79,7 @@ class FitSettings:
     def from_config(cls, config: Mapping, **overrides: object) -> FitSettings:
         """Settings from a ``model_params_config.json`` dict, then ``overrides`` (None values are ignored)."""
         _check_fit_config(config)
-        types = {f.name: type(f.default) for f in fields(cls)}
+        types: dict[str, Any] = {f.name: type(f.default) for f in fields(cls)}
         values = {name: types[name](config[key]) for key, name in _CONFIG_KEYS.items() if key in config}
         unknown = set(overrides) - set(types)
         if unknown:

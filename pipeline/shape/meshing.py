@@ -82,7 +82,8 @@ def grid_for_box(lo: np.ndarray, hi: np.ndarray, resolution: int, *, multiple_of
     step = 2.0 / (resolution - 1)
     cells = np.ceil((hi - lo) / step - 1e-9).astype(int)
     cells = np.maximum(np.ceil(cells / multiple_of).astype(int) * multiple_of, multiple_of)
-    return GridSpec(np.asarray(lo, dtype=np.float64), step, tuple(int(c) + 1 for c in cells))
+    nx, ny, nz = (int(c) + 1 for c in cells)
+    return GridSpec(np.asarray(lo, dtype=np.float64), step, (nx, ny, nz))
 
 
 @torch.no_grad()
@@ -96,11 +97,12 @@ def grid_values(
         values = evaluate_nodes(decoder, planes, grid, torch.arange(n_total, device=device), chunk=chunk)
         return values.reshape(*grid.shape, -1).cpu().numpy()
     k = _COARSE_FACTOR
-    coarse = GridSpec(grid.origin, grid.step * k, tuple((n - 1) // k + 1 for n in grid.shape))
+    cx, cy, cz = ((n - 1) // k + 1 for n in grid.shape)
+    coarse = GridSpec(grid.origin, grid.step * k, (cx, cy, cz))
     coarse_values = grid_values(decoder, planes, coarse, chunk=chunk, narrow_band=False)  # (mx, my, mz, n_obj)
     volume = torch.from_numpy(np.moveaxis(coarse_values, -1, 0)[None].copy())
-    fine = F.interpolate(volume, size=grid.shape, mode="trilinear", align_corners=True)[0]
-    fine = np.ascontiguousarray(np.moveaxis(fine.numpy(), 0, -1))
+    upsampled = F.interpolate(volume, size=grid.shape, mode="trilinear", align_corners=True)[0]
+    fine = np.ascontiguousarray(np.moveaxis(upsampled.numpy(), 0, -1))
     band = np.sqrt(3.0) * coarse.step  # one coarse cell diagonal: an SDF of slope <= 1 changes less than this in a cell
     near = (np.abs(fine) < band).any(axis=-1) | _crossing_cells(coarse_values, k, grid.shape)
     flat = torch.from_numpy(np.flatnonzero(near)).to(device)

@@ -115,9 +115,9 @@ class ShapeModelResult:
 
     def params_dict(self) -> dict:
         """The upstream ``NSM_recon_params.json`` keys (latent as [[...]], ``Bscore``, ...) plus model/side."""
-        if not self.available or self.latent is None:
+        if not self.available or self.latent is None or self.icp_transform is None or self.centre is None:
             raise ValueError(f"no shape-model parameters to write: {self.reason}")
-        params = {
+        params: dict[str, object] = {
             "latent": [list(self.latent)],
             "Bscore": self.bscore,
             "icp_transform": [list(row) for row in self.icp_transform],
@@ -149,7 +149,7 @@ def choose_model_id(femoral_cartilage: Surface | None) -> str:
 
 def load_shape_model(model_dir: Path | None, model_id: str, *, device: str | None = None) -> ShapeModel | str:
     """The loaded model, or the reason it is unavailable (a string) when its files are missing."""
-    if find_model_files(model_dir, model_id) is None:
+    if model_dir is None or find_model_files(model_dir, model_id) is None:
         where = str(model_dir) if model_dir is not None else "(no model folder configured)"
         return f"shape model unavailable: weights for ShapeMedKnee {model_id} not found in {where}; {_HF_HINT}"
     from .model import ShapeModel  # torch: only once weights are there
@@ -198,7 +198,9 @@ def run_shape_model(
 
     settings = FitSettings.from_config(model.config, **fit_overrides)
     start = time.perf_counter()
-    cartilage = (femoral_cartilage.points, femoral_cartilage.faces) if model.n_objects == 2 else None
+    cartilage = None
+    if model.n_objects == 2 and femoral_cartilage is not None:
+        cartilage = (femoral_cartilage.points, femoral_cartilage.faces)
     prepared = prepare_knee((femur.points, femur.faces), cartilage, side, clip=clip_femur)
     fitted = fit_knee(model, prepared, settings, progress=progress)
     return _result(model, fitted, side, bscore_dir, seconds=time.perf_counter() - start)
@@ -239,7 +241,7 @@ def _result(
         timings_s=dict(fitted.timings_s),
         device=str(model.device),
         icp_transform=tuple(tuple(float(v) for v in row) for row in frame.matrix),
-        centre=tuple(float(v) for v in frame.centre),
+        centre=(float(frame.centre[0]), float(frame.centre[1]), float(frame.centre[2])),
         scale=float(frame.scale),
         reconstructed_bone=surfaces[0],
         reconstructed_cartilage=surfaces[1],

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -182,7 +183,7 @@ def _check_timing(tr_ms, te_ms, flip_deg, name: str) -> tuple[float, float, floa
             f"{name}: the DICOM header lacks a usable {', '.join(missing)}; qDESS T2 needs TR, TE and the flip angle. "
             "Export the series with its standard MR header fields."
         )
-    tr, te, flip = values.values()
+    tr, te, flip = (float(v) for v in values.values() if v is not None)
     if te >= tr or tr > MAX_QDESS_TR_MS:
         raise NotQDessError(
             f"{name}: TR {tr:g} ms and echo-1 TE {te:g} ms are not those of qDESS, a double-echo steady-state "
@@ -210,13 +211,13 @@ def parse_spoiler_value(raw: object, label: str) -> tuple[float | None, str | No
     """
     if raw is None:
         return None, f"the {label} tag is missing"
-    value = raw
+    value: Any = raw
     if isinstance(value, (bytes, bytearray)):
         value = bytes(value).decode("ascii", errors="replace").strip("\x00 ")
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
         value = value[0] if len(value) == 1 else None
     try:
-        number = float(value)  # type: ignore[arg-type]
+        number = float(value)
     except (TypeError, ValueError):
         return None, f"the {label} tag is not a number ({str(raw)[:20]!r})"
     if not np.isfinite(number) or number <= 0:

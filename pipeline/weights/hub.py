@@ -34,12 +34,12 @@ def cached_snapshot(entry: ModelEntry, cache_dir: Path) -> Path | None:
     except (LocalEntryNotFoundError, OSError, ValueError) as exc:
         logger.debug("No cached snapshot of %s@%s: %s", entry.repo_id, entry.revision, exc)
         return None
-    path = Path(path)
+    folder = Path(path)
     # A snapshot folder can lack this model's files (another model of the same repo was fetched, or a download
     # was interrupted): then it does not count, and a download (which resumes) fills it in.
-    if not all(_matches(path, pattern) for pattern in entry.allow_patterns):
+    if not all(_matches(folder, pattern) for pattern in entry.allow_patterns):
         return None
-    return path
+    return folder
 
 
 def _matches(base: Path, pattern: str) -> bool:
