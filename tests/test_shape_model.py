@@ -181,6 +181,7 @@ REFERENCE_BSCORES = {  # model-formats §2.3: (BScore of mean_oa_vector, BScore 
 }
 
 
+@pytest.mark.shared_data  # the synthetic BScore tests below cover the same code without it
 @pytest.mark.skipif(not BSCORE_ROOT.is_dir(), reason=f"published BScore vectors not present at {BSCORE_ROOT}")
 @pytest.mark.parametrize("folder", sorted(REFERENCE_BSCORES))
 def test_bscore_reference_values(folder):
