@@ -12,9 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline import labels as L
+from pipeline.report.slices import PLANES, label_lut, overlay_rgb, pixel_mm, to_lps_array, window
+from pipeline.report.slices import take_slice as _take
 from pipeline.volume import Volume
 
-PLANES = ("axial", "coronal", "sagittal")
+__all__ = ["PLANES", "SliceStack", "build_stack", "label_lut", "render_slice", "to_lps_array", "window"]
 DISPLAY_MM_PER_PIXEL = 0.35
 
 
@@ -36,20 +38,6 @@ class SliceStack:
         return self.shape[{"axial": 0, "coronal": 1, "sagittal": 2}[plane]]
 
 
-def to_lps_array(volume: Volume) -> tuple[np.ndarray, tuple[float, float, float]]:
-    """Axis-permuted/flipped copy with index axes i->L, j->P, k->S; returns array [S, P, L] and its spacing."""
-    import SimpleITK as sitk
-
-    oriented = sitk.DICOMOrient(volume.to_sitk(), "LPS")
-    spacing = oriented.GetSpacing()
-    return sitk.GetArrayFromImage(oriented), (spacing[2], spacing[1], spacing[0])
-
-
-def window(image: np.ndarray) -> np.ndarray:
-    lo, hi = np.percentile(image[:: max(1, image.size // 2_000_000 + 1)], [1.0, 99.5]) if image.size else (0, 1)
-    return np.clip((image.astype(np.float32) - lo) / max(hi - lo, 1e-6), 0, 1)
-
-
 def build_stack(image: Volume | None, labels: Volume | None, t2map: Volume | None = None) -> SliceStack:
     arrays, spacing = {}, None
     for key, volume in (("image", image), ("labels", labels), ("t2", t2map)):
@@ -58,32 +46,6 @@ def build_stack(image: Volume | None, labels: Volume | None, t2map: Volume | Non
     if "image" in arrays:
         arrays["image"] = window(arrays["image"])
     return SliceStack(arrays.get("image"), arrays.get("labels"), arrays.get("t2"), spacing or (1.0, 1.0, 1.0))
-
-
-def _take(array: np.ndarray, plane: str, index: int) -> np.ndarray:
-    """2-D slice with screen rows top->bottom and columns left->right (see module docstring)."""
-    if plane == "axial":
-        return array[index]  # rows anterior->posterior, columns right->left
-    if plane == "coronal":
-        return array[::-1, index, :]  # rows superior->inferior, columns right->left
-    return array[::-1, :, index]  # sagittal: rows superior->inferior, columns anterior->posterior
-
-
-def _pixel_mm(stack: SliceStack, plane: str) -> tuple[float, float]:
-    s, p, l_ = stack.spacing_spl
-    return {"axial": (p, l_), "coronal": (s, l_), "sagittal": (s, p)}[plane]
-
-
-def label_lut(alpha: float) -> np.ndarray:
-    """RGBA (0-1) per label value: structure colours, femoral subregions in shades of the cartilage colour."""
-    lut = np.zeros((256, 4), dtype=np.float32)
-    for name, value in L.CANONICAL.items():
-        lut[value, :3] = np.array(L.COLOURS[name]) / 255
-        lut[value, 3] = alpha
-    for i, value in enumerate(L.FEMORAL_SUBREGIONS.values()):
-        lut[value, :3] = np.array([(70 + 40 * i) % 256, 150 + 20 * (i % 3), 230 - 25 * i]) / 255
-        lut[value, 3] = alpha
-    return lut
 
 
 def render_slice(
@@ -105,10 +67,9 @@ def render_slice(
         alpha = (t2 > 0) * opacity
         rgb = rgb * (1 - alpha[..., None]) + colours[..., :3] * alpha[..., None]
     elif stack.labels is not None and opacity > 0:
-        rgba = label_lut(opacity)[_take(stack.labels, plane, index)]
-        rgb = rgb * (1 - rgba[..., 3:]) + rgba[..., :3] * rgba[..., 3:]
+        rgb = overlay_rgb(rgb[..., 0], _take(stack.labels, plane, index), opacity)
     picture = Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8))
-    row_mm, col_mm = _pixel_mm(stack, plane)
+    row_mm, col_mm = pixel_mm(stack.spacing_spl, plane)
     size = (
         max(1, round(shape[1] * col_mm / DISPLAY_MM_PER_PIXEL)),
         max(1, round(shape[0] * row_mm / DISPLAY_MM_PER_PIXEL)),

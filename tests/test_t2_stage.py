@@ -51,14 +51,16 @@ def test_nifti_image_gives_reason_not_t2(qdess, tmp_path):
     phantom, _ = qdess
     image = write_volume(phantom.labels, tmp_path / "knee.nii.gz")
     result = analyze_labels(phantom.labels, image=image)
-    assert result.t2.to_dict()["computed"] is False and "qDESS DICOM series" in result.t2.to_dict()["reason"]
+    assert result.t2.to_dict()["computed"] is False and "spin-echo DICOM series" in result.t2.to_dict()["reason"]
     assert result.thickness("medial_tibial") is not None  # the rest still runs
     requested = analyze_labels(phantom.labels, image=image, t2=True)
     assert any("qDESS" in w for w in requested.warnings)
 
 
-def test_non_qdess_multi_echo_is_named(tmp_path):
+def test_dual_echo_spin_echo_is_neither_qdess_nor_mese(tmp_path):
     phantom = qf.make_qdess_phantom()
-    folder = qf.write_mese_series(tmp_path / "mese", phantom)
+    folder = qf.write_mese_series(tmp_path / "pd-t2", phantom, n_echoes=2)
     result = analyze_labels(phantom.labels, image=folder)
-    assert result.t2.to_dict()["computed"] is False and result.t2.to_dict()["reason"].startswith("Not qDESS")
+    t2 = result.t2.to_dict()
+    assert t2["computed"] is False and t2["reason"].startswith("Not a T2 series (qDESS or MESE)")
+    assert "at least 4 echoes; this series has 2" in t2["reason"]

@@ -40,11 +40,16 @@ def write_mr_series(
     private_creator: str = "GEMS_ACQU_01",
     patient: dict[str, str] | None = None,
     series_number: int = 5,
+    file_names: str = "by_echo",
+    slice_thickness_mm: float | None = None,
+    acquisition_type: str = "3D",
 ) -> Path:
     """Write echoes (arrays (nk, nj, ni) on ``geometry``'s grid) as one single-frame MR file per slice and echo.
 
     Args:
-        folder: created if needed; files are named IM_E<echo>_<slice>.dcm.
+        folder: created if needed; files are named IM_E<echo>_<slice>.dcm, or with ``file_names="interleaved"``
+            IM<instance>.dcm in acquisition order (slice by slice, every echo of a slice in turn), as GE exports
+            MESE series, so sorting by name mixes the echoes.
         geometry: the grid (spacing, origin, direction) the echo arrays lie on; slices along its k axis.
         echoes: one array per echo, rounded and clipped to uint16.
         echo_times_ms: EchoTime per echo.
@@ -53,6 +58,8 @@ def write_mr_series(
         echo_shift_mm: per echo number, a shift of its slice positions (LPS mm): a broken export.
         echo_tags: False drops EchoNumbers and gives every echo the first EchoTime (echoes not separable).
         patient: PatientName/PatientID/... to write (default anonymous).
+        slice_thickness_mm: SliceThickness when it differs from the slice spacing (a 2-D series with a slice gap).
+        acquisition_type: MRAcquisitionType, "3D" (qDESS) or "2D" (multi-slice spin echo).
     """
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
@@ -86,7 +93,7 @@ def write_mr_series(
             if scanning_sequence is not None:
                 ds.ScanningSequence = scanning_sequence
             ds.SequenceVariant = sequence_variant
-            ds.MRAcquisitionType = "3D"
+            ds.MRAcquisitionType = acquisition_type
             ds.RepetitionTime = decimal_string(tr_ms)
             ds.EchoTime = decimal_string(te if echo_tags else echo_times_ms[0])
             if echo_tags:
@@ -96,7 +103,7 @@ def write_mr_series(
             ds.ImagePositionPatient = [decimal_string(v) for v in position]
             ds.ImageOrientationPatient = orientation
             ds.PixelSpacing = [decimal_string(spacing[1]), decimal_string(spacing[0])]  # row (j), column (i)
-            ds.SliceThickness = decimal_string(spacing[2])
+            ds.SliceThickness = decimal_string(slice_thickness_mm or spacing[2])
             ds.SpacingBetweenSlices = decimal_string(spacing[2])
             ds.Rows, ds.Columns = pixels.shape[1], pixels.shape[2]
             ds.SamplesPerPixel = 1
@@ -107,5 +114,6 @@ def write_mr_series(
                 for offset, value in zip((0xB6, 0xB7), spoiler_tags, strict=True):
                     block.add_new(offset, "UN" if isinstance(value, bytes) else "DS", value)
             ds.PixelData = np.ascontiguousarray(pixels[k]).tobytes()
-            ds.save_as(folder / f"IM_E{e}_{k + 1:04d}.dcm", enforce_file_format=True)
+            name = f"IM{ds.InstanceNumber:05d}.dcm" if file_names == "interleaved" else f"IM_E{e}_{k + 1:04d}.dcm"
+            ds.save_as(folder / name, enforce_file_format=True)
     return folder

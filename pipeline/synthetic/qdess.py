@@ -45,15 +45,20 @@ class QDessExample:
     phantom: Phantom
 
 
-def truth_t2_map(phantom: Phantom) -> tuple[np.ndarray, dict[str, float]]:
-    """T2 (ms) per voxel and the true mean T2 of every reported region (voxel-weighted, as the statistics are)."""
+def truth_t2_map(
+    phantom: Phantom, *, region_t2_ms: dict[int, float] = REGION_T2_MS, tissue_t2_ms: dict[int, float] = TISSUE_T2_MS
+) -> tuple[np.ndarray, dict[str, float]]:
+    """T2 (ms) per voxel and the true mean T2 of every reported region (voxel-weighted, as the statistics are).
+
+    ``region_t2_ms``: T2 per cartilage region id; ``tissue_t2_ms``: T2 per canonical label elsewhere.
+    """
     labels = phantom.labels
     femoral, _ = anatomy.femoral_subregions(labels, anatomy.detect_laterality(labels), AnalysisConfig())
     regions = anatomy.region_map(labels, femoral)
     t2 = np.zeros(labels.array.shape, dtype=np.float64)
-    for value, t2_ms in TISSUE_T2_MS.items():
+    for value, t2_ms in tissue_t2_ms.items():
         t2[labels.array == value] = t2_ms
-    for region, t2_ms in REGION_T2_MS.items():
+    for region, t2_ms in region_t2_ms.items():
         t2[regions == region] = t2_ms
     truth = {}
     for name, ids in L.CARTILAGE_REGIONS.items():

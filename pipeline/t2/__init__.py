@@ -1,7 +1,9 @@
-"""T2 mapping: the qDESS estimator (``qdess``), qDESS series from DICOM headers (``series``), the superficial/deep
-split (``depth``), regional statistics (``statistics``) and the stage (``stage``)."""
+"""T2 mapping: the qDESS estimator (``qdess``), the multi-echo spin-echo fit (``mese``), T2 series from DICOM headers
+(``series``), the superficial/deep split (``depth``), regional statistics (``statistics``) and the stage (``stage``)."""
 
+from .mese import MeseFitOptions, MeseSeries, mese_t2_ms
 from .qdess import (
+    DOSMA_T1_MS,
     LOW_SPOILING,
     SPOILED,
     NotQDessError,
@@ -11,13 +13,16 @@ from .qdess import (
     expected_ratio,
     qdess_t2_ms,
 )
-from .series import load_qdess, qdess_from_source
+from .series import load_qdess, mese_from_source, qdess_from_source, t2_series_from_source
 from .stage import T2Result, run_t2, t2_availability, t2_stage
 from .statistics import t2_statistics
 
 __all__ = [
+    "DOSMA_T1_MS",
     "LOW_SPOILING",
     "SPOILED",
+    "MeseFitOptions",
+    "MeseSeries",
     "NotQDessError",
     "QDessSeries",
     "T2Params",
@@ -25,10 +30,13 @@ __all__ = [
     "compute_t2_map",
     "expected_ratio",
     "load_qdess",
+    "mese_from_source",
+    "mese_t2_ms",
     "qdess_from_source",
     "qdess_t2_ms",
     "run_t2",
     "t2_availability",
+    "t2_series_from_source",
     "t2_stage",
     "t2_statistics",
 ]

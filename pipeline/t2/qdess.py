@@ -14,21 +14,25 @@ magnitudes, TR and TE in seconds and alpha the flip angle::
   causes): E = exp(-TR/T1), c1 = 0. It reads lower than the spoiled estimate, by ~1.4 % at 10-20 ms and
   ~5.4 % at 60-80 ms, so the method used is always reported.
 
-T1 is one assumed value for every tissue (the predecessor's femoral-cartilage T1, 1200 ms). Everything here is
-vectorised numpy and does no I/O (the series comes from ``series``).
+T1 is an assumed value, recorded in ``T2Params``: by default 1200 ms for every tissue, as the predecessor did (it
+used DOSMA's femoral-cartilage T1, ``FemoralCartilage.T1_EXPECTED``, for all tissues). DOSMA itself, called per
+tissue, assumes 1000 ms for tibial and patellar cartilage and meniscus: ``T2Params(t1_by_tissue_ms=DOSMA_T1_MS)``
+reproduces that. Everything here is vectorised numpy and does no I/O (the series comes from ``series``).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from .. import labels as L
 from ..errors import InvalidInputError
 from ..volume import Volume
+from .mese import MeseFitOptions
 
 logger = logging.getLogger(__name__)
 GL_AREA_TAG = (0x0019, 0x10B6)  # GE "GL area": spoiler gradient area, GE units (see T2Params)
@@ -36,6 +40,15 @@ TG_TAG = (0x0019, 0x10B7)  # GE "TG": spoiler gradient duration, microseconds
 GE_PRIVATE_CREATOR = "GEMS_ACQU_01"
 SPOILED = "spoiled"
 LOW_SPOILING = "low_spoiling"
+#: DOSMA's expected T1 per tissue (ms), used when it maps one tissue at a time (next-wave-notes, qDESS section).
+DOSMA_T1_MS: tuple[tuple[str, float], ...] = (
+    (L.FEMORAL_CARTILAGE, 1200.0),
+    (L.MEDIAL_TIBIAL_CARTILAGE, 1000.0),
+    (L.LATERAL_TIBIAL_CARTILAGE, 1000.0),
+    (L.PATELLAR_CARTILAGE, 1000.0),
+    (L.MEDIAL_MENISCUS, 1000.0),
+    (L.LATERAL_MENISCUS, 1000.0),
+)
 #: qDESS is a steady-state sequence with TR of ~15-30 ms; a TR above this is a spin-echo-type series, not qDESS.
 MAX_QDESS_TR_MS = 100.0
 
@@ -54,10 +67,12 @@ LOW_SPOILING_NOTE = (
 
 @dataclass(frozen=True)
 class T2Params:
-    """Constants of the qDESS T2 estimate and its reporting. Times in ms unless named otherwise.
+    """Constants of the T2 estimates (qDESS and MESE) and their reporting. Times in ms unless named otherwise.
 
     Attributes:
-        t1_ms: T1 assumed for every voxel (predecessor: ``FemoralCartilage.T1_EXPECTED`` = 1200 ms).
+        t1_ms: qDESS: T1 assumed for every voxel (predecessor: ``FemoralCartilage.T1_EXPECTED`` = 1200 ms for all).
+        t1_by_tissue_ms: qDESS: (structure, T1) pairs overriding ``t1_ms`` on that structure's voxels, e.g.
+            ``DOSMA_T1_MS`` (1000 ms for tibial/patellar cartilage and menisci, as DOSMA per tissue); () = none.
         diffusivity_m2_s: apparent diffusion coefficient D used by the spoiled estimator (1.25e-9 m^2/s).
         gamma_rad_per_gauss_s: proton gyromagnetic ratio as the predecessor writes it, 4258 * 2 pi rad/(G s).
             With it, Gl = GlArea / Tg[us] * 100 is in G/m, so GE's GL area is read as G us/cm.
@@ -68,10 +83,12 @@ class T2Params:
         stats_range_ms: values v with lo < v <= hi enter the regional statistics; the rest (including the map's
             fill value) are excluded, never averaged as zeros. The predecessor also excluded exactly 80.0 ms.
         depth_threshold: relative depth below which a cartilage voxel is "deep" (pymskt: 0.5).
-        method: "auto" (spoiled when the tags allow it) or "low_spoiling" (force it, e.g. to match a cohort).
+        method: qDESS: "auto" (spoiled when the tags allow it) or "low_spoiling" (force it, e.g. to match a cohort).
+        mese: how a multi-echo spin-echo series is fitted (estimator, first echo, noise floor).
     """
 
     t1_ms: float = 1200.0
+    t1_by_tissue_ms: tuple[tuple[str, float], ...] = ()
     diffusivity_m2_s: float = 1.25e-9
     gamma_rad_per_gauss_s: float = 4258.0 * 2.0 * math.pi
     map_range_ms: tuple[float, float] = (0.0, 100.0)
@@ -80,15 +97,21 @@ class T2Params:
     stats_range_ms: tuple[float, float] = (0.0, 80.0)
     depth_threshold: float = 0.5
     method: str = "auto"
+    mese: MeseFitOptions = MeseFitOptions()
 
     def __post_init__(self) -> None:
+        unknown = [name for name, _ in self.t1_by_tissue_ms if name not in L.CANONICAL]
+        if unknown:
+            raise ValueError(f"T2Params.t1_by_tissue_ms names unknown structures {unknown}")
         if self.method not in ("auto", LOW_SPOILING):
             raise ValueError(f"T2Params.method must be 'auto' or '{LOW_SPOILING}', got {self.method!r}")
         if not 0.0 < self.depth_threshold < 1.0:
             raise ValueError(f"T2Params.depth_threshold must lie in (0, 1), got {self.depth_threshold}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        out["t1_by_tissue_ms"] = dict(self.t1_by_tissue_ms)
+        return out
 
 
 @dataclass(frozen=True)
@@ -116,6 +139,12 @@ class QDessSeries:
     method: str
     notes: tuple[str, ...] = ()
     source: dict = field(default_factory=dict, compare=False)
+
+    sequence = "qDESS"
+
+    @property
+    def grid(self) -> Volume:
+        return self.echo1
 
     @classmethod
     def from_volumes(
@@ -297,28 +326,40 @@ def expected_ratio(
     return k * np.exp(-2.0 * (tr_ms - te_ms) / np.asarray(t2_ms, dtype=float) - c1)
 
 
-def compute_t2_map(series: QDessSeries, params: T2Params = T2Params()) -> Volume:
-    """The T2 map (ms, float32) on the echo grid, clipped as the predecessor's P_t2map.
+def compute_t2_map(series: QDessSeries, params: T2Params = T2Params(), labels: Volume | None = None) -> Volume:
+    """The T2 map (ms, float32) on the echo grid, clipped as the predecessor's P_t2map (see :func:`finish_map`).
 
-    Values outside ``params.map_range_ms`` (and NaN/inf from zero signal) become ``params.map_fill_ms`` (0);
-    the rest are rounded to ``params.map_decimals`` (1). Shape (nk, nj, ni) as the echoes.
+    ``labels`` (canonical, on the echo grid) is needed only for ``params.t1_by_tissue_ms``.
     """
     method = LOW_SPOILING if params.method == LOW_SPOILING else series.method
     spoiled = method == SPOILED
-    t2 = qdess_t2_ms(
-        series.echo1.array,
-        series.echo2.array,
-        tr_ms=series.tr_ms,
-        te_ms=series.te_ms,
-        flip_deg=series.flip_deg,
-        gl_area=series.gl_area if spoiled else None,
-        tg_us=series.tg_us if spoiled else None,
-        params=params,
-    )
+    timing = {
+        "tr_ms": series.tr_ms,
+        "te_ms": series.te_ms,
+        "flip_deg": series.flip_deg,
+        "gl_area": series.gl_area if spoiled else None,
+        "tg_us": series.tg_us if spoiled else None,
+    }
+    t2 = qdess_t2_ms(series.echo1.array, series.echo2.array, **timing, params=params)
+    if params.t1_by_tissue_ms and labels is None:
+        raise ValueError("compute_t2_map: T1 per tissue needs the label map")
+    for structure, t1_ms in params.t1_by_tissue_ms:
+        mask = labels.array == L.CANONICAL[structure]  # type: ignore[union-attr]
+        tissue = replace(params, t1_ms=t1_ms)
+        t2[mask] = qdess_t2_ms(series.echo1.array[mask], series.echo2.array[mask], **timing, params=tissue)
+    return series.echo1.with_array(finish_map(t2, params), quantity="T2", units="ms", t2_method=method)
+
+
+def finish_map(t2: np.ndarray, params: T2Params) -> np.ndarray:
+    """Clip a raw float32 T2 map in place as the predecessor's P_t2map, and return it.
+
+    Values outside ``params.map_range_ms`` (and NaN/inf) become ``params.map_fill_ms`` (0); the rest are rounded to
+    ``params.map_decimals`` (1).
+    """
     lo, hi = params.map_range_ms
     with np.errstate(invalid="ignore"):
         invalid = ~((t2 >= lo) & (t2 <= hi))  # NaN compares False: invalid too
     if params.map_decimals is not None:
         np.round(t2, params.map_decimals, out=t2)
     t2[invalid] = params.map_fill_ms
-    return series.echo1.with_array(t2, quantity="T2", units="ms", t2_method=method)
+    return t2

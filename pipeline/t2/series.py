@@ -1,4 +1,5 @@
-"""qDESS series from a loaded DICOM image: echo grouping, the checks that it is qDESS, header values.
+"""T2 series from a loaded DICOM image: echo grouping, which T2 sequence it is (qDESS or multi-echo spin echo),
+header values.
 
 The image was read once by ``pipeline.io`` (its ``source`` holds every header and each echo's image); nothing
 here opens a file, except :func:`load_qdess`, a convenience that loads a folder or zip first.
@@ -10,7 +11,88 @@ from pathlib import Path
 
 from ..errors import InvalidInputError
 from ..io.dicom import DicomSource, echo_key
+from .mese import MIN_ECHOES, MeseSeries
 from .qdess import GE_PRIVATE_CREATOR, GL_AREA_TAG, TG_TAG, NotQDessError, QDessSeries
+
+#: A spin-echo TR below this is not a T2-weighted multi-echo acquisition (T1 weighting would bias T2).
+MIN_MESE_TR_MS = 500.0
+
+
+def t2_series_from_source(source: DicomSource) -> QDessSeries | MeseSeries:
+    """The T2 acquisition behind a loaded DICOM image: a two-echo qDESS series or a multi-echo spin-echo series.
+
+    A spin-echo series (ScanningSequence SE, or no sequence type with at least 4 echoes) with at least 4 echoes is
+    MESE; anything else must be qDESS (:func:`qdess_from_source`).
+
+    Raises:
+        NotQDessError: neither (one echo, a dual-echo spin echo, a gradient echo with 3+ echoes, ...): says why.
+        InvalidInputError: a T2 series that cannot be used (echo geometry differs, timing missing, ...).
+    """
+    echoes = _group_echoes(source.headers)
+    first = source.first_header
+    sequence = _text(first, "ScanningSequence")
+    spin_echo = "SE" in sequence.split("\\") and "GR" not in sequence
+    if spin_echo and len(echoes) >= MIN_ECHOES:
+        return mese_from_source(source)
+    if not sequence and len(echoes) >= MIN_ECHOES:
+        return mese_from_source(source, notes=(NO_SEQUENCE_NOTE.format(n=len(echoes)),))
+    try:
+        return qdess_from_source(source)
+    except NotQDessError as exc:
+        raise NotQDessError(
+            f"{exc} Multi-echo spin-echo T2 (the OAI protocol) needs a spin-echo series with at least {MIN_ECHOES} "
+            f"echoes; this series has {len(echoes)}."
+        ) from exc
+
+
+NO_SEQUENCE_NOTE = (
+    "The DICOM header does not name the sequence type (ScanningSequence); this {n}-echo series was assumed to be a "
+    "multi-echo spin echo. Check the T2 values if it is a different sequence."
+)
+MESE_NOTE = (
+    "T2 from a multi-echo spin-echo series: spin-echo T2 runs systematically higher than steady-state (qDESS) T2 "
+    "of the same cartilage; never pool the two."
+)
+
+
+def mese_from_source(source: DicomSource, *, notes: tuple[str, ...] = ()) -> MeseSeries:
+    """The echoes of a multi-echo spin-echo series, checked: single-frame, same slices per echo, one TR.
+
+    Raises:
+        InvalidInputError: an enhanced multi-frame file, echoes with different slice counts or TR, a short TR.
+    """
+    name = source.name
+    description = _text(source.first_header, "SeriesDescription") or "(no description)"
+    if all(len(e.headers) == 1 for e in source.echoes):
+        raise InvalidInputError(
+            f"{name}: an enhanced (multi-frame) DICOM; MESE T2 reads classic single-frame series. Export the "
+            "series as one file per slice and echo."
+        )
+    counts = {len(e.headers) for e in source.echoes}
+    if len(counts) > 1:
+        raise InvalidInputError(
+            f"{name}: the echoes of series '{description}' have different numbers of slices ({sorted(counts)}); "
+            "upload the complete series (every slice of every echo)."
+        )
+    tr = _consistent(source.headers, "RepetitionTime", name)
+    if tr is not None and tr < MIN_MESE_TR_MS:
+        raise InvalidInputError(
+            f"{name}: series '{description}' has TR {tr:g} ms; a multi-echo spin-echo T2 series needs a long TR "
+            f"(>= {MIN_MESE_TR_MS:g} ms, OAI: 2700 ms) or its T1 weighting biases T2."
+        )
+    times = []
+    for echo in source.echoes:
+        te = _consistent(list(echo.headers), "EchoTime", name)
+        if te is None:
+            raise InvalidInputError(f"{name}: echo {echo.number} has no EchoTime; MESE T2 needs every echo time.")
+        times.append(te)
+    return MeseSeries(
+        tuple(e.volume for e in source.echoes),
+        tuple(times),
+        tr,
+        notes=(*notes, MESE_NOTE),
+        source={**source.series, "manufacturer": str(getattr(source.first_header, "Manufacturer", ""))},
+    )
 
 
 def load_qdess(path: str | Path) -> QDessSeries:
