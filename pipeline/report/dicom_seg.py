@@ -120,7 +120,7 @@ def build_segmentation(result: KneeAnalysis):
     volume = hd.Volume.from_components(
         numbers[labels.array].transpose(2, 1, 0),  # (i, j, k): the axes of spacing, direction and origin
         spacing=labels.spacing,
-        direction=labels.direction,
+        direction=labels.direction.tolist(),
         position=labels.origin,
         coordinate_system="PATIENT",
         frame_of_reference_uid=frame_uid,
@@ -173,7 +173,8 @@ def _without_pixels(ds: Any):
     copy keeps the caller's Dataset untouched."""
     from pydicom.dataset import Dataset
 
-    copy = Dataset({tag: ds.get_item(tag) for tag in ds.keys() if tag != PIXEL_DATA})
+    # keys() and get_item(): iterating the Dataset itself would read the deferred pixel data from the file.
+    copy = Dataset({tag: ds.get_item(tag) for tag in ds.keys() if tag != PIXEL_DATA})  # noqa: SIM118
     for keyword in TYPE2_ATTRIBUTES:
         if keyword not in copy:
             setattr(copy, keyword, "")

@@ -1,19 +1,25 @@
-"""Write a KneeAnalysis to a folder: label maps, meshes, GLB, results JSON/CSV, provenance, and one zip."""
+"""Write a KneeAnalysis to a folder: label maps, meshes, GLB, results JSON/CSV, provenance, the DICOM-SEG (DICOM
+inputs), the PDF case report with its PNG preview, and one zip."""
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import labels as L
+from .dicom_seg import seg_file_name, write_dicom_seg
 from .meshes import knee_glb_layers, write_glb, write_vtk
+from .pdf import report_file_names, write_case_report
 
 if TYPE_CHECKING:
     from .results import KneeAnalysis
 from ..io import write_volume
+
+logger = logging.getLogger(__name__)
 
 
 def write_outputs(result: KneeAnalysis, out_dir: Path, *, make_zip: bool = True) -> dict[str, Path]:
@@ -36,6 +42,11 @@ def write_outputs(result: KneeAnalysis, out_dir: Path, *, make_zip: bool = True)
     if layers:
         files["knee.glb"] = write_glb(layers, out_dir / "knee.glb")
     results = result.to_dict()
+    if results["dicom_seg"]["computed"]:
+        files.update(_dicom_seg(result, out_dir, results))
+    pdf_name, png_name = report_file_names(result.case_id)
+    files[pdf_name] = write_case_report(result, results, out_dir / pdf_name, out_dir / png_name)
+    files[png_name] = out_dir / png_name
     results["files"] = [*sorted(files), "results.json", "results.csv", "provenance.json"]
     files["results.json"] = _write_json(out_dir / "results.json", results)
     files["results.csv"] = _write_csv(out_dir / "results.csv", result.csv_row())
@@ -43,6 +54,17 @@ def write_outputs(result: KneeAnalysis, out_dir: Path, *, make_zip: bool = True)
     if make_zip:
         files["zip"] = _zip(out_dir, files, out_dir / f"{result.case_id}_results.zip")
     return files
+
+
+def _dicom_seg(result: KneeAnalysis, out_dir: Path, results: dict) -> dict[str, Path]:
+    """Write the SEG; a failure is recorded in results["dicom_seg"] instead of losing the other outputs."""
+    name = seg_file_name(result.case_id)
+    try:
+        return {name: write_dicom_seg(result, out_dir / name)}
+    except Exception as exc:  # highdicom refuses odd geometries/headers in many ways; none may cost the analysis
+        logger.exception("DICOM-SEG not written")
+        results["dicom_seg"] = {"computed": False, "reason": f"The DICOM-SEG could not be written: {exc}"}
+        return {}
 
 
 def _write_json(path: Path, data: dict) -> Path:

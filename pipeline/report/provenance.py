@@ -23,6 +23,8 @@ PACKAGES = (
     "torch",
     "nnunetv2",
     "huggingface_hub",
+    "highdicom",
+    "matplotlib",
 )
 
 

@@ -13,6 +13,7 @@ from ..morphometry.qc import StructureStats
 from ..morphometry.summary import RegionResult, ThicknessStats
 from ..outcome import NotComputed
 from ..volume import Volume
+from .dicom_seg import seg_section
 
 if TYPE_CHECKING:
     from ..shape.stage import ShapeModelResult
@@ -75,6 +76,7 @@ class KneeAnalysis:
             "qc": {"warnings": list(self.warnings)},
             "t2": self.t2.to_dict(),
             "shape_model": self.shape_fit.section() if self.shape_fit is not None else self.shape_model.to_dict(),
+            "dicom_seg": seg_section(self),
         }
 
     def csv_row(self) -> dict[str, object]:

@@ -250,9 +250,7 @@ def _lm_step(params, te, m, r, damping, offset: bool) -> np.ndarray:
     return np.stack([(c * g0 - b * g1) / det, (a * g1 - b * g0) / det])
 
 
-def fit_voxels(
-    signals: np.ndarray, te_ms: np.ndarray, options: MeseFitOptions, sigma: float | None
-) -> MeseFit:
+def fit_voxels(signals: np.ndarray, te_ms: np.ndarray, options: MeseFitOptions, sigma: float | None) -> MeseFit:
     """Fit T2 for every voxel (columns of ``signals``), with the options' echo selection and noise handling."""
     s = np.asarray(signals, dtype=np.float64)
     te = np.asarray(te_ms, dtype=np.float64)

@@ -97,7 +97,7 @@ class T2Params:
     stats_range_ms: tuple[float, float] = (0.0, 80.0)
     depth_threshold: float = 0.5
     method: str = "auto"
-    mese: MeseFitOptions = MeseFitOptions()
+    mese: MeseFitOptions = field(default_factory=MeseFitOptions)
 
     def __post_init__(self) -> None:
         unknown = [name for name, _ in self.t1_by_tissue_ms if name not in L.CANONICAL]
@@ -333,20 +333,25 @@ def compute_t2_map(series: QDessSeries, params: T2Params = T2Params(), labels: V
     """
     method = LOW_SPOILING if params.method == LOW_SPOILING else series.method
     spoiled = method == SPOILED
-    timing = {
-        "tr_ms": series.tr_ms,
-        "te_ms": series.te_ms,
-        "flip_deg": series.flip_deg,
-        "gl_area": series.gl_area if spoiled else None,
-        "tg_us": series.tg_us if spoiled else None,
-    }
-    t2 = qdess_t2_ms(series.echo1.array, series.echo2.array, **timing, params=params)
+
+    def estimate(s1: np.ndarray, s2: np.ndarray, t2_params: T2Params) -> np.ndarray:
+        return qdess_t2_ms(
+            s1,
+            s2,
+            tr_ms=series.tr_ms,
+            te_ms=series.te_ms,
+            flip_deg=series.flip_deg,
+            gl_area=series.gl_area if spoiled else None,
+            tg_us=series.tg_us if spoiled else None,
+            params=t2_params,
+        )
+
+    t2 = estimate(series.echo1.array, series.echo2.array, params)
     if params.t1_by_tissue_ms and labels is None:
         raise ValueError("compute_t2_map: T1 per tissue needs the label map")
     for structure, t1_ms in params.t1_by_tissue_ms:
         mask = labels.array == L.CANONICAL[structure]  # type: ignore[union-attr]
-        tissue = replace(params, t1_ms=t1_ms)
-        t2[mask] = qdess_t2_ms(series.echo1.array[mask], series.echo2.array[mask], **timing, params=tissue)
+        t2[mask] = estimate(series.echo1.array[mask], series.echo2.array[mask], replace(params, t1_ms=t1_ms))
     return series.echo1.with_array(finish_map(t2, params), quantity="T2", units="ms", t2_method=method)
 
 
