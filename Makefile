@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser run serve example test check lint bench clean
+.PHONY: setup system-tools browser run serve example test check lint bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,11 +18,17 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 setup: $(STAMP)
 
-# Debian's Chromium drives the browser tests (Playwright uses it directly; no browser download).
-browser:
-	@command -v chromium >/dev/null || { if [ "$$(id -u)" = 0 ]; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "Chromium missing (sudo apt-get install chromium); the browser test will be skipped"; fi; }
+# Debian tools the tests drive, as command:package. Chromium runs the browser tests (Playwright uses it directly; no
+# browser download); dciodvfy (dicom3tools) validates the DICOM-SEG; pdftoppm (poppler-utils) renders the PDF report.
+SYSTEM_TOOLS := chromium:chromium dciodvfy:dicom3tools pdftoppm:poppler-utils
+
+system-tools:
+	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool##*:}"; done; \
+	if [ -n "$$missing" ]; then if [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "Missing Debian packages:$$missing (sudo apt-get install$$missing); the tests that need them will be skipped"; fi; fi
+
+browser: system-tools
 
 run: $(STAMP)
 	$(PY) app.py
@@ -34,7 +40,7 @@ example: $(STAMP)
 	$(PY) -m pipeline example --out out/example
 
 # The same gate as CI: lint, format, types, then the tests.
-test: $(STAMP) browser check
+test: $(STAMP) system-tools check
 	$(PY) -m pytest
 
 check: $(STAMP)

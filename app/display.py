@@ -17,6 +17,8 @@ from . import views
 from .jobs import Job, JobStore
 
 LAYER_CARTILAGE, LAYER_MENISCI, LAYER_SHAPE = "Cartilage", "Menisci", "Shape model"
+#: The PDF case report, its PNG preview and the DICOM-SEG (DICOM inputs only), offered first.
+CLINICAL_SUFFIXES = ("_report.pdf", "_report.png", "_seg.dcm")
 COLOUR_THICKNESS, COLOUR_T2 = "Thickness", "T2"
 BSCORE_EXPLANATION = (
     "BScore: how far the femur's shape lies along the osteoarthritis direction of the ShapeMedKnee shape model, in "
@@ -47,6 +49,7 @@ def shape_summary(result) -> str:
 def result_outputs(job: Job, result, files: dict) -> dict:
     colorbar = _colorbar(job, result, COLOUR_THICKNESS)
     download_names = ("zip", "results.json", "results.csv", "knee.glb", "labels.nii.gz", "t2map.nii.gz")
+    clinical = [path for name, path in files.items() if name.endswith(CLINICAL_SUFFIXES)]  # <case>_report.pdf, ...
     warnings = "\n".join(f"- {w}" for w in result.warnings) or "No QC warnings."
     return {
         "colorbar": str(colorbar),
@@ -54,7 +57,7 @@ def result_outputs(job: Job, result, files: dict) -> dict:
         "structure_table": views.structure_table(result),
         "t2_table": views.t2_table(result),
         "warnings": warnings,
-        "downloads": [str(files[n]) for n in download_names if n in files],
+        "downloads": [str(p) for p in clinical] + [str(files[n]) for n in download_names if n in files],
         "legend": views.legend_html({n for n, s in result.structures.items() if s.present}),
         "shape_summary": shape_summary(result),
     }

@@ -230,11 +230,11 @@ def _case_id(path: str | None) -> str | None:
 
 
 def t2_choice_for_upload(path: str | None):
-    """T2 on for DICOM uploads (computed if the series is two-echo qDESS); off, with the reason, for other files."""
+    """T2 on for DICOM uploads (computed if the series is qDESS or MESE); off, with the reason, for other files."""
     from pipeline.t2 import t2_availability
 
     if not path:
-        return gr.Radio(value="Automatic", interactive=True, info="Automatic: computed for a two-echo qDESS series")
+        return gr.Radio(value="Automatic", interactive=True, info="Automatic: computed for a qDESS or MESE series")
     possible, reason = t2_availability(path)
     if possible:
         return gr.Radio(value="On", interactive=True, info=reason)

@@ -82,8 +82,8 @@ def _inputs_column(services: Services) -> SimpleNamespace:
         c.t2 = gr.Radio(
             ["Automatic", "On", "Off"],
             value="Automatic",
-            label="qDESS T2 mapping",
-            info="Automatic: computed when the upload is a two-echo qDESS DICOM series",
+            label="T2 mapping (qDESS or multi-echo spin echo)",
+            info="Automatic: computed when the upload is a qDESS or multi-echo spin-echo (MESE) DICOM series",
         )
         c.shape = gr.Checkbox(
             value=services.shape_available and _has_gpu(),
@@ -135,7 +135,7 @@ def _results_column() -> SimpleNamespace:
                 [display.COLOUR_THICKNESS, display.COLOUR_T2],
                 value=display.COLOUR_THICKNESS,
                 label="Colour bones by",
-                info="T2: mean cartilage T2 along each bone normal (qDESS only)",
+                info="T2: mean cartilage T2 along each bone normal (qDESS or MESE series only)",
             )
             r.viewer_button = gr.Button("Interactive 3-D viewer", size="sm", elem_id="viewer-btn")
             r.viewer_link = gr.HTML(elem_id="viewer-link-box")
@@ -146,9 +146,14 @@ def _results_column() -> SimpleNamespace:
             headers=views.THICKNESS_HEADERS, label="Cartilage thickness", elem_id="thickness-table", interactive=False
         )
         r.structure_table = gr.Dataframe(headers=views.STRUCTURE_HEADERS, label="Structures", interactive=False)
-        r.t2_table = gr.Dataframe(headers=views.T2_HEADERS, label="T2 (qDESS)", interactive=False)
+        r.t2_table = gr.Dataframe(headers=views.T2_HEADERS, label="T2 (qDESS or MESE)", interactive=False)
     with gr.Tab("Downloads"):
-        r.downloads = gr.File(label="Results", file_count="multiple", interactive=False, elem_id="downloads")
+        r.downloads = gr.File(
+            label="Results: PDF report (+ PNG preview), DICOM-SEG for DICOM inputs, data files",
+            file_count="multiple",
+            interactive=False,
+            elem_id="downloads",
+        )
     return r
 
 

@@ -18,6 +18,7 @@ The SEG carries the source's patient and study identifiers, as it must to be fil
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -126,6 +127,15 @@ def build_segmentation(result: KneeAnalysis):
         frame_of_reference_uid=frame_uid,
     )
     volume = volume.match_geometry(_source_geometry(plan.source_headers))
+    with warnings.catch_warnings():
+        # highdicom warns about single-component person names ("ANONYMOUS"), common in exports; they are copied.
+        warnings.filterwarnings(
+            "ignore", message=".*unlikely to represent the intended person name", category=UserWarning
+        )
+        return _segmentation(hd, plan, volume, result)
+
+
+def _segmentation(hd, plan: SegPlan, volume, result: KneeAnalysis):
     return hd.seg.Segmentation(
         source_images=list(plan.source_headers),
         pixel_array=volume,

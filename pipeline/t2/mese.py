@@ -151,10 +151,23 @@ def estimate_noise_sigma(echo: np.ndarray, *, bins: int = 400) -> float | None:
     if peaks.size == 0:
         return None
     peak = int(peaks[0])
-    sigma = float((edges[peak] + edges[peak + 1]) / 2)
-    in_peak = np.count_nonzero(values < 2.5 * sigma) / values.size  # Rayleigh: 95.6 % of air lies below 2.5 sigma
-    if in_peak < 0.02 or sigma >= float(np.median(values)):
+    mode = float((edges[peak] + edges[peak + 1]) / 2)
+    cut = 2.5 * mode  # Rayleigh: 95.6 % of air lies below 2.5 sigma
+    below = values[values < cut]
+    if below.size < 0.02 * values.size or mode >= float(np.median(values)):
         return None
+    return _rayleigh_sigma_from_truncated_median(float(np.median(below)), cut, mode)
+
+
+def _rayleigh_sigma_from_truncated_median(median: float, cut: float, sigma: float, iterations: int = 20) -> float:
+    """sigma of a Rayleigh sample whose values below ``cut`` have this median (fixed-point iteration from
+    ``sigma``): the histogram mode alone is biased by binning and smoothing by several percent.
+
+    Truncated at c, the median m solves F(m) = F(c) / 2 with F(x) = 1 - exp(-x^2 / (2 sigma^2)).
+    """
+    for _ in range(iterations):
+        half = (1.0 - np.exp(-(cut * cut) / (2 * sigma * sigma))) / 2
+        sigma = median / float(np.sqrt(-2.0 * np.log(1.0 - half)))
     return sigma
 
 
