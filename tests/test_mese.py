@@ -132,3 +132,13 @@ def test_spin_echo_with_too_few_echoes_or_short_tr_is_refused(tmp_path):
     )
     with pytest.raises(InvalidInputError, match="needs a long TR"):
         t2_series_from_source(load_image(short).source)
+
+
+def test_label_map_on_another_grid_of_the_knee_is_refused_clearly():
+    from pipeline.engine import analyze_labels
+    from pipeline.errors import GeometryMismatchError
+
+    case = mese_case()
+    other_grid = qf.make_qdess_phantom().labels  # the same knee on a 3-D qDESS-like grid
+    with pytest.raises(GeometryMismatchError, match="does not lie on the image's voxel grid"):
+        analyze_labels(other_grid, image=case.example.series_dir)

@@ -15,13 +15,21 @@ def add_parsers(sub) -> None:
     example.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     example.set_defaults(func=run_example)
 
-    synth = sub.add_parser("synth", help="write a synthetic knee label map (and MR-like image, or qDESS series)")
+    synth = sub.add_parser(
+        "synth", help="write a synthetic knee label map (and an MR-like image, a qDESS or a MESE T2 series)"
+    )
     synth.add_argument("--out", required=True, help="output folder")
     synth.add_argument("--side", choices=("right", "left"), default="right", help="which knee (default right)")
     synth.add_argument("--thickness", type=float, default=2.0, help="cartilage thickness in mm (default 2.0)")
     synth.add_argument("--image", action="store_true", help="also render an MR-like image (image.nrrd)")
     synth.add_argument(
         "--qdess", action="store_true", help="also write a two-echo GE qDESS DICOM series (qdess/) and t2_truth.json"
+    )
+    synth.add_argument(
+        "--mese",
+        action="store_true",
+        help="also write an 8-echo multi-echo spin-echo T2 DICOM series (mese/), its labels (mese_labels.nrrd, on the "
+        "series' oblique 2-D grid) and mese_t2_truth.json",
     )
     synth.add_argument("--seed", type=int, default=0, help="noise seed of the rendered images (default 0)")
     synth.set_defaults(func=run_synth)
@@ -67,5 +75,11 @@ def run_synth(args: argparse.Namespace) -> int:
 
         example = write_qdess_example(out, spec=spec, seed=args.seed)
         written += f"\n  qDESS series: {example.series_dir}\n  true T2 per region: {example.truth_path}"
+    if args.mese:
+        from ..synthetic.mese import mese_spec, write_mese_example
+
+        mese = write_mese_example(out, spec=mese_spec(side=args.side), seed=args.seed)
+        labels = write_volume(mese.phantom.labels, out / "mese_labels.nrrd")
+        written += f"\n  MESE series: {mese.series_dir} (labels {labels.name})\n  true T2 per region: {mese.truth_path}"
     print(written)
     return 0
