@@ -37,6 +37,7 @@ def test_both_estimators_recover_noiseless_decays():
     use = np.ones(signals.shape, bool)
     s0_nl, t2_nl, _ = nlls_fit(signals, TE_MS, use, s0 * 1.2, fitted * 0.8)  # started away from the answer
     np.testing.assert_allclose(t2_nl, t2, rtol=1e-6)
+    np.testing.assert_allclose(s0_nl, 1500.0, rtol=1e-6)
 
 
 @pytest.mark.parametrize("estimator", ["nlls", "loglinear"])

@@ -21,7 +21,7 @@ import numpy as np
 
 from .dicom_series import write_mr_series
 from .phantom import ORIENTATIONS, Phantom, PhantomSpec, make_phantom
-from .qdess import truth_t2_map
+from .qdess import SeriesExample, truth_t2_map
 
 TR_MS = 2700.0
 ECHO_TIMES_MS = tuple(10.0 * n for n in range(1, 9))
@@ -36,14 +36,10 @@ AIR_MARGIN_MM = 8.0  # background further than this from every structure is air 
 
 
 @dataclass(frozen=True)
-class MeseExample:
-    """Where the series was written, and its truth."""
+class MeseExample(SeriesExample):
+    """Where the series was written, its truth, and the noise SD of every echo (pixel units)."""
 
-    series_dir: Path
-    truth_path: Path
-    truth_ms: dict[str, float]
-    phantom: Phantom
-    noise_sigma: float
+    noise_sigma: float = 0.0
 
 
 def oblique_direction(degrees: float = 12.0) -> np.ndarray:

@@ -36,8 +36,8 @@ SIGNAL_SCALE = 5.0  # render_mr's arbitrary units -> uint16 pixel values with ca
 
 
 @dataclass(frozen=True)
-class QDessExample:
-    """Where the example was written, and its truth."""
+class SeriesExample:
+    """Where a synthetic DICOM series was written, and its truth (mean T2 per region, ms)."""
 
     series_dir: Path
     truth_path: Path
@@ -89,7 +89,7 @@ def write_qdess_example(
     noise: float = 0.04,
     spec: PhantomSpec | None = None,
     patient: dict[str, str] | None = None,
-) -> QDessExample:
+) -> SeriesExample:
     """Write ``out/qdess/`` (the series) and ``out/t2_truth.json``; returns the paths and the truth."""
     out = Path(out)
     phantom = make_phantom(spec or PhantomSpec(side=side))
@@ -124,4 +124,4 @@ def write_qdess_example(
             indent=2,
         )
     )
-    return QDessExample(series, truth_path, truth, phantom)
+    return SeriesExample(series, truth_path, truth, phantom)
