@@ -85,7 +85,7 @@ def plan_segmentation(result: KneeAnalysis) -> SegPlan:
             "DICOM series whose headers were kept: a DICOM Segmentation references the source DICOM instances. "
             "Upload the DICOM series (folder or zip) to get one."
         )
-    headers = tuple(_without_pixels(ds) for ds in source.echoes[0].headers)
+    headers = tuple(source.echoes[0].headers)
     if len(headers) != image.array.shape[0]:
         raise DicomSegUnavailable("The DICOM series does not have one file per slice; no DICOM-SEG was written.")
     present = tuple(name for name in L.STRUCTURES if result.structures[name].present)
@@ -137,7 +137,7 @@ def build_segmentation(result: KneeAnalysis):
 
 def _segmentation(hd, plan: SegPlan, volume, result: KneeAnalysis):
     return hd.seg.Segmentation(
-        source_images=list(plan.source_headers),
+        source_images=[_without_pixels(ds) for ds in plan.source_headers],
         pixel_array=volume,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=_descriptions(plan.structures, result),
