@@ -1,6 +1,7 @@
 """DICOM Segmentation (SEG) of the label map, referencing the source DICOM series, for PACS and DICOM viewers.
 
-One binary SEG object, one segment per structure present, built with highdicom. The source series' headers are
+One binary SEG object, one segment per structure present (label and colour as in label_table.json), built with
+highdicom. The source series' headers are
 already in memory (``result.image.source``: each echo's headers in slice order, pixel data deferred) and are what
 highdicom needs: it copies the patient, study and frame-of-reference attributes from them and references their SOP
 instances per frame. Echo 1's headers are used (every echo shares its slice positions).
@@ -245,7 +246,7 @@ def _descriptions(structures: tuple[str, ...], result: KneeAnalysis) -> list:
         category, kind, region, modifier = SEGMENT_CODES[name]
         description = hd.seg.SegmentDescription(
             segment_number=number,
-            segment_label=L.structure_display_name(name),
+            segment_label=name,  # as in label_table.json
             segmented_property_category=Code(category[0], SNOMED, category[1]),
             segmented_property_type=Code(kind[0], SNOMED, kind[1]),
             # A supplied label map's origin is unknown; the user may have drawn or corrected it.
@@ -254,6 +255,7 @@ def _descriptions(structures: tuple[str, ...], result: KneeAnalysis) -> list:
             anatomic_regions=None if region is None else [Code(region[0], SNOMED, region[1])],
             display_color=hd.color.CIELabColor.from_rgb(*L.COLOURS[name]),
         )
+        description.SegmentDescription = L.structure_display_name(name)
         if side is not None:
             type_item = description.SegmentedPropertyTypeCodeSequence[0]
             type_item.SegmentedPropertyTypeModifierCodeSequence = [_coded(side)]
