@@ -74,7 +74,8 @@ def minimal(tmp_path_factory) -> Path:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KNEESCOPE_WEIGHTS_DIR", str(tmp / "empty-cache"))
         result = Engine().analyze(labels=labels, shape_model=True)
-        assert "<weights cache>" in result.to_dict()["shape_model"]["reason"]
+        reason = result.to_dict()["shape_model"]["reason"]
+        assert "<weights cache>" in reason and "--model-dir" not in reason  # --model-dir is for segmentation only
         result.write(tmp / "out", make_zip=False)
     return tmp / "out"
 
