@@ -60,6 +60,10 @@ class ColumnGroup:
     over: str | None = None
 
 
+def _structure(key: str, meaning: str) -> Column:
+    return Column(f"{{structure}}_{key}", f"structures.{{structure}}.{key}", meaning)
+
+
 def _thickness(stat: str, meaning: str) -> Column:
     return Column(f"{{region}}_thickness_{stat}_mm", f"cartilage.{{region}}.thickness_mm.{stat}", meaning)
 
@@ -94,19 +98,11 @@ COLUMN_GROUPS: tuple[ColumnGroup, ...] = (
     ColumnGroup(
         "Per structure",
         (
-            Column("{structure}_present", "structures.{structure}.present", "1 if the label map has it, else 0"),
-            Column("{structure}_volume_mm3", "structures.{structure}.volume_mm3", "volume (mm³)"),
-            Column("{structure}_n_components", "structures.{structure}.n_components", "connected pieces"),
-            Column(
-                "{structure}_largest_component_fraction",
-                "structures.{structure}.largest_component_fraction",
-                "share of the volume in the largest piece",
-            ),
-            Column(
-                "{structure}_second_component_mm3",
-                "structures.{structure}.second_component_mm3",
-                "volume of the second largest piece (mm³)",
-            ),
+            _structure("present", "1 if the label map has it, else 0"),
+            _structure("volume_mm3", "volume (mm³)"),
+            _structure("n_components", "connected pieces"),
+            _structure("largest_component_fraction", "share of the volume in the largest piece"),
+            _structure("second_component_mm3", "volume of the second largest piece (mm³)"),
         ),
         over="structure",
     ),
