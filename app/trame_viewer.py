@@ -19,7 +19,8 @@ os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")  # head
 def build_plotter(results: Path, vmax_mm: float = 4.0):
     """A pyvista plotter with the result folder's meshes; returns (plotter, actors by group)."""
     import pyvista as pv
-    from pipeline.viewer import add_knee
+
+    from pipeline.report.viewer import add_knee
 
     plotter = pv.Plotter(off_screen=True)
     meshes = {path.stem: pv.read(path) for path in sorted((results / "meshes").glob("*.vtk"))}

@@ -352,7 +352,7 @@ def report(cases: list[Case], ours_import_s: float, repeat: int, pymskt_repeat: 
     )
     log(
         f"ours: analyze_labels, whole call (load, QC, laterality, femoral subregions, 9 surfaces, thickness, regions);"
-        f" its imports {ours_import_s:.2f} s (pipeline.analysis + scipy/skimage/fast_simplification, once per process)"
+        f" its imports {ours_import_s:.2f} s (pipeline.engine + scipy/skimage/fast_simplification, once per process)"
     )
     log(
         "pymskt mesh+thickness: read + BoneMesh create_mesh + resample_surface + fix_mesh + cartilage meshes + "
