@@ -68,6 +68,7 @@ class KneeAnalysis:
         """The results.json form (docs/results-schema.md); this server's folders in texts become portable names."""
         from .provenance import portable
 
+        shape = self.shape_model
         return portable(
             {
                 "schema_version": SCHEMA_VERSION,
@@ -78,7 +79,9 @@ class KneeAnalysis:
                 "cartilage": {name: r.to_dict() for name, r in self.cartilage.items()},
                 "qc": {"warnings": list(self.warnings)},
                 "t2": self.t2.to_dict(),
-                "shape_model": self.shape_model.section() if self.shape_model.computed else self.shape_model.to_dict(),
+                "shape_model": shape.section()
+                if not isinstance(shape, NotComputed) and shape.computed
+                else shape.to_dict(),
             }
         )
 
