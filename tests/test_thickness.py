@@ -55,3 +55,14 @@ def test_no_cartilage_gives_no_thickness():
     empty = labels.with_array(np.where(labels.array == 4, 0, labels.array).astype(np.uint8))
     tmap = measure_thickness(femur, empty, (4,), np.zeros(labels.array.shape, np.uint8), AnalysisConfig())
     assert not tmap.has_cartilage.any() and np.all(tmap.thickness_mm == 0)
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_phantom_is_one_continuous_knee(side):
+    """The built-in example is this phantom: no QC warning a newcomer could read as a fault (the trochlea joins the
+    condyles' cartilage into one piece)."""
+    from .conftest import analysed
+
+    result = analysed(side=side)
+    assert result.structures["femoral_cartilage"].n_components == 1
+    assert result.warnings == ()

@@ -323,3 +323,24 @@ def test_cli_weights_list_and_verify(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert main(["weights", "verify", "fullres"]) == 2
     assert "HF_HUB_OFFLINE=1" in capsys.readouterr().err
+
+
+def test_cli_verify_without_names_reports_every_model(capsys, hub_cache, monkeypatch):
+    """Every model's state is listed; absent models are not failures, a corrupt present one is (exit 2)."""
+    from pipeline.cli import main
+
+    monkeypatch.setenv("KNEESCOPE_WEIGHTS_DIR", str(hub_cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["weights", "verify"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    states = {line.split(":")[0]: line for line in lines if not line.startswith(" ")}
+    assert set(states) == set(weights.load_manifest())
+    assert states["fullres"].startswith("fullres: OK (hub-cache") and states["cascade"].startswith("cascade: OK")
+    assert states["demo"].startswith("demo: OK (bundled") and "not downloaded" in states["nsm_647"]
+    snapshot = hub_cache / "models--aagatti--nnunet_knee" / "snapshots" / FAKE_COMMIT / "models" / DATASET
+    checkpoint = snapshot / f"{PREFIX}3d_lowres" / "fold_1" / "checkpoint_best.pth"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:2000])
+    assert main(["weights", "verify"]) == 2
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("cascade: FAILED") and "corrupt" in line for line in lines)
+    assert any(line.startswith("fullres: OK") for line in lines), "the other models are still reported"

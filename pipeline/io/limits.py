@@ -2,7 +2,7 @@
 
 A few-kB compressed file can declare 1024^3 voxels and take every user's memory with it; the limits refuse it from
 its header alone. Defaults suit knee MRI (a 512 x 512 x 300 series is 79 M voxels); set ``KNEESCOPE_MAX_VOXELS``
-and ``KNEESCOPE_MAX_AXIS`` (or the app's ``--max-voxels``/``--max-axis``) to change them.
+and ``KNEESCOPE_MAX_AXIS`` (environment variables, for the app and the command line alike) to change them.
 """
 
 from __future__ import annotations

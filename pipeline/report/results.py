@@ -66,18 +66,23 @@ class KneeAnalysis:
         return None if stats is None else stats.mean
 
     def to_dict(self) -> dict:
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "case_id": self.case_id,
-            "input": self.inputs,
-            "laterality": self.laterality.to_dict(),
-            "structures": {name: s.to_dict() for name, s in self.structures.items()},
-            "cartilage": {name: r.to_dict() for name, r in self.cartilage.items()},
-            "qc": {"warnings": list(self.warnings)},
-            "t2": self.t2.to_dict(),
-            "shape_model": self.shape_fit.section() if self.shape_fit is not None else self.shape_model.to_dict(),
-            "dicom_seg": seg_section(self),
-        }
+        """The results.json form (docs/results-schema.md); this server's folders in texts become portable names."""
+        from .provenance import portable
+
+        return portable(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "case_id": self.case_id,
+                "input": self.inputs,
+                "laterality": self.laterality.to_dict(),
+                "structures": {name: s.to_dict() for name, s in self.structures.items()},
+                "cartilage": {name: r.to_dict() for name, r in self.cartilage.items()},
+                "qc": {"warnings": list(self.warnings)},
+                "t2": self.t2.to_dict(),
+                "shape_model": self.shape_fit.section() if self.shape_fit is not None else self.shape_model.to_dict(),
+                "dicom_seg": seg_section(self),
+            }
+        )
 
     def csv_row(self) -> dict[str, object]:
         """One flat row with a fixed column order (empty cells for missing values); see ``report.table``."""

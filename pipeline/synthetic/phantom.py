@@ -7,6 +7,9 @@ with any spacing, orientation or laterality:
 - femoral condyles: two spheres of radius 18 mm; femoral cartilage is a spherical shell of exactly
   ``femoral_mm`` around them, cut along radial directions (so every bone normal either crosses the full
   shell or misses it);
+- trochlea: the condyles joined in front (anterior-inferior) by a cylinder of the same radius around the line
+  through their centres, with a cylindrical shell of exactly ``femoral_mm``, so the femoral cartilage is one piece
+  as in a real knee (see ``_trochlea``);
 - tibial cartilage: flat slabs of exactly ``tibial_mm`` on a flat plateau;
 - patellar cartilage: a flat slab of exactly ``patellar_mm`` on the patella's flat posterior face;
 - menisci: C-shaped wedges around each plateau.
@@ -27,6 +30,12 @@ CONDYLE_RADIUS = 18.0
 CONDYLE_X = 20.0
 SHAFT_RADIUS = 12.0
 JOINT_GAP = 1.0
+#: Trochlea: elevation (degrees about the condyles' axis; 0 = anterior, negative = inferior) of the cylinder joining
+#: the condyles and of its cartilage. It stays below the patellar cartilage and above the menisci.
+TROCHLEA_DEG = (-40.0, 0.0)
+#: Condyle cartilage between the condyles within this many degrees of the trochlea is left out, so no bone normal
+#: starting within 2 mm of the trochlea's cut faces meets a shell of partial thickness.
+TROCHLEA_MARGIN_DEG = 15.0
 
 #: Index-axis directions (columns, LPS) of common acquisitions.
 ORIENTATIONS: dict[str, np.ndarray] = {
@@ -105,6 +114,9 @@ def _label_knee_frame(q: np.ndarray, spec: PhantomSpec) -> np.ndarray:
         toward_midline = -np.sign(cx) * d[0]
         covered = ((d[2] <= 0.2) | ((d[1] <= -0.6) & (d[2] <= 0.8))) & (toward_midline <= 0.6)
         condyle_cart |= (r > R) & (r <= R + spec.femoral_mm) & covered
+    trochlea_bone, trochlea_cart, near_trochlea = _trochlea(x, y, z - zc, spec.femoral_mm)
+    femur |= trochlea_bone
+    condyle_cart = (condyle_cart & ~near_trochlea) | trochlea_cart
     put(femur, L.FEMUR)
 
     # Tibial compartments: each plateau tilted about its own centre (7 deg posterior slope, 3 deg varus), so
@@ -139,6 +151,24 @@ def _label_knee_frame(q: np.ndarray, spec: PhantomSpec) -> np.ndarray:
         opening = (-np.sign(cx) * u[0] > 0) & (np.abs(u[1]) < 6)  # C shape, open toward the notch
         put((rho >= 1.08) & (rho <= 1.5) & (h > 0) & (h <= height) & ~opening, structure)
     return out
+
+
+def _trochlea(x: np.ndarray, y: np.ndarray, dz: np.ndarray, thickness: float):
+    """Bone and cartilage of the trochlea between the condyles, and where condyle cartilage must give way to it.
+
+    Around the line through the condyle centres (``dz`` is the height above it) the union of the two spheres and
+    this cylinder sector is a capsule, convex where the cartilage lies: the shell's thickness along every bone
+    normal is exactly ``thickness``, and it meets the condyles' shells in the planes x = +-CONDYLE_X.
+    """
+    between = np.abs(x) < CONDYLE_X
+    rho = np.hypot(y, dz)
+    elevation = np.degrees(np.arctan2(dz, -y))
+    low, high = TROCHLEA_DEG
+    sector = between & (elevation >= low) & (elevation <= high)
+    bone = sector & (rho <= CONDYLE_RADIUS)
+    cartilage = sector & (rho > CONDYLE_RADIUS) & (rho <= CONDYLE_RADIUS + thickness)
+    near = between & (elevation >= low - TROCHLEA_MARGIN_DEG) & (elevation <= high + TROCHLEA_MARGIN_DEG)
+    return bone, cartilage, near
 
 
 def _unit(v) -> np.ndarray:

@@ -113,10 +113,10 @@ def write_qdess_example(
                 "units": "ms",
                 "regions": truth,
                 "note": "True mean T2 per region of the synthetic qDESS series (voxel-weighted, true cartilage).",
-                "acquisition": {
-                    "tr_ms": TR_MS,
-                    "te_ms": TE_MS,
-                    "flip_deg": FLIP_DEG,
+                "acquisition": {  # the key names of results.json's t2.acquisition
+                    "repetition_time_ms": TR_MS,
+                    "echo_time_ms": TE_MS,
+                    "flip_angle_deg": FLIP_DEG,
                     "gl_area": GE_GL_AREA,
                     "tg_us": GE_TG_US,
                 },

@@ -17,7 +17,7 @@ from .manifest import (
     model_dir_from_env,
     weights_dir,
 )
-from .resolve import ResolvedModel, model_status, resolve_model
+from .resolve import ResolvedModel, model_location, model_status, resolve_model
 from .verify import sha256_file, verify
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "hub_offline",
     "load_manifest",
     "model_dir_from_env",
+    "model_location",
     "model_status",
     "resolve_model",
     "sha256_file",

@@ -199,3 +199,8 @@ def model_status(entry: ModelEntry, *, cache_dir: Path | None = None) -> str:
     if entry.source == "bundled":
         return "bundled" if (REPO_ROOT / entry.path / entry.root).is_dir() else "missing"
     return "cached" if hub.cached_snapshot(entry, cache_dir or weights_dir()) else "not downloaded"
+
+
+def model_location(entry: ModelEntry, *, cache_dir: Path | None = None) -> Path:
+    """Where a model's files are (or would be) on this machine: the bundled folder, or the hub cache root."""
+    return REPO_ROOT / entry.path if entry.source == "bundled" else (cache_dir or weights_dir())
