@@ -38,6 +38,7 @@ _LAZY = {
     "make_phantom": ("synthetic", "make_phantom"),
     "render_mr": ("synthetic", "render_mr"),
     "PhantomSpec": ("synthetic", "PhantomSpec"),
+    "run_cohort": ("cohort", "run_cohort"),
 }
 
 
@@ -70,4 +71,5 @@ __all__ = [
     "load_label_map",
     "make_phantom",
     "render_mr",
+    "run_cohort",
 ]
