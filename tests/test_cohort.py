@@ -269,3 +269,14 @@ def test_resume_rules_local(cohort, local_run, tmp_path):
     assert abs(table.loc[0, "femoral_thickness_mean_mm"] - KNEES["oai_thick"][1]) <= TOLERANCE_MM
     with pytest.raises(KneePipelineError, match="holds cases analysed with other options"):
         run_cohort(cohort, out, t2=False, progress=False)
+
+
+def test_unreachable_ray_address_fails_fast():
+    from pipeline.cohort.ray_executor import _check_reachable
+
+    start = time.perf_counter()
+    with pytest.raises(KneePipelineError, match=r"Cannot reach the Ray head at 127.0.0.1:1 \(Connection refused\)"):
+        _check_reachable("127.0.0.1:1")
+    with pytest.raises(KneePipelineError, match="expected HOST:PORT"):
+        _check_reachable("headnode")
+    assert time.perf_counter() - start < 10  # Ray itself would retry such an address for many minutes

@@ -236,7 +236,7 @@ def ray_session(settings: RaySettings) -> Iterator[bool]:
         quiet = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
         with _ray_logger_kept():
             if settings.address:
-                ray.init(address=settings.address, **quiet)
+                _join(ray, settings.address, quiet)
             else:
                 ray.init(address="local", num_cpus=max(os.cpu_count() or 1, settings.workers or 0), **quiet)
         logger.info("Ray %s %s", ray.__version__, f"joined {settings.address}" if settings.address else "started here")
@@ -250,6 +250,38 @@ def ray_session(settings: RaySettings) -> Iterator[bool]:
         ray_worker._worker_logs_enabled = echo
         if started:
             ray.shutdown()
+
+
+def _join(ray, address: str, options: dict) -> None:
+    _check_reachable(address)
+    try:
+        ray.init(address=address, **options)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        cause = _first_line(exc.__cause__ or exc)
+        raise KneePipelineError(
+            f"Cannot join the Ray cluster at {address}: {cause}. Check the address (`ray status` on the head node); "
+            "a cluster with token authentication also needs RAY_AUTH_MODE=token and its token (~/.ray/auth_token "
+            "or RAY_AUTH_TOKEN) where this command runs."
+        ) from exc
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse an address nothing listens on at once: Ray itself retries such an address for many minutes."""
+    if address == "auto" or "://" in address:
+        return  # the head on this node (Ray finds it), or a Ray Client address (Ray checks it)
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise KneePipelineError(
+            f"--ray-address {address}: expected HOST:PORT (the head's port, 6379 by default), 'auto' or "
+            "ray://HOST:10001."
+        )
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as exc:
+        raise KneePipelineError(
+            f"Cannot reach the Ray head at {address} ({exc.strerror or exc}): check the address (`ray status` on "
+            "the head node) and that the port is open."
+        ) from exc
 
 
 @contextmanager

@@ -153,8 +153,8 @@ def _label(column: str) -> str:
 def _engine_line(engine: dict) -> str:
     if engine.get("name") != "ray":
         return "local (one process)"
-    workers = engine.get("workers", {})
-    return f"Ray {engine.get('version')} at {engine.get('address')}, workers {workers}"
+    pools = ", ".join(f"{n} {pool.replace('_', '-')}" for pool, n in engine.get("workers", {}).items() if n)
+    return f"Ray {engine.get('version')} ({engine.get('address')}; workers: {pools or 'none needed'})"
 
 
 def _case_link(case_id: str) -> str:
