@@ -280,3 +280,26 @@ def test_unreachable_ray_address_fails_fast():
     with pytest.raises(KneePipelineError, match="expected HOST:PORT"):
         _check_reachable("headnode")
     assert time.perf_counter() - start < 10  # Ray itself would retry such an address for many minutes
+
+
+def test_kuberay_manifest_matches_the_pinned_ray():
+    import re
+
+    import yaml
+
+    pin = re.search(r"^ray\[data\]==([\d.]+)$", (ROOT / "requirements.txt").read_text(), re.M).group(1)
+    cluster = yaml.safe_load((ROOT / "deploy" / "ray" / "raycluster.yaml").read_text())
+    assert (cluster["apiVersion"], cluster["kind"], cluster["spec"]["rayVersion"]) == ("ray.io/v1", "RayCluster", pin)
+    assert f'"ray[default]=={pin}"' in (ROOT / "deploy" / "ray" / "Dockerfile").read_text()
+    head = cluster["spec"]["headGroupSpec"]
+    assert head["rayStartParams"]["num-cpus"] == "0"  # the head takes no case
+    groups = {g["groupName"]: g for g in cluster["spec"]["workerGroupSpecs"]}
+    gpu = groups["gpu"]["template"]["spec"]["containers"][0]
+    assert gpu["resources"]["limits"]["nvidia.com/gpu"] == 1
+    for pod in [head, *groups.values()]:
+        container = pod["template"]["spec"]["containers"][0]
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert env["KNEESCOPE_WEIGHTS_DIR"] == "/weights" and env["HF_HUB_OFFLINE"] == "1"  # one shared cache
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        assert mounts["weights"]["readOnly"] and mounts["cohort"]["mountPath"] == "/cohort"
+        assert all(isinstance(v, str) for v in pod["rayStartParams"].values())

@@ -23,6 +23,8 @@ MAD_SCALE = 1.4826
 #: fewer measured cases than this and no value is called an outlier.
 MIN_CASES = 5
 WIDTH, HEIGHT, PAD = 640, 54, 30
+#: above this many cases a distribution is drawn as a histogram, with only the outliers as dots.
+MAX_DOTS, HISTOGRAM_BINS = 400, 60
 
 
 @dataclass(frozen=True)
@@ -90,8 +92,9 @@ def write_report(table: pd.DataFrame, outcomes: Mapping[str, CaseOutcome], recor
         _flag_table(flagged) if flagged else "<p>None: no QC warning, no value beyond 3 MAD.</p>",
         "<h2>Failed cases</h2>",
         _failed_table(failed) if len(failed) else "<p>None.</p>",
-        f"<h2>Distributions</h2><p>One dot per case; line: median; band: ±{MAD_LIMIT:g} scaled MAD "
-        f"(cases outside it are flagged when at least {MIN_CASES} cases were measured).</p>",
+        f"<h2>Distributions</h2><p>One dot per case (above {MAX_DOTS} cases, bars count them and only flagged "
+        f"cases are dots); line: median; band: ±{MAD_LIMIT:g} scaled MAD (cases outside it are flagged when at "
+        f"least {MIN_CASES} cases were measured).</p>",
         *(_strip_plot(table, spread(table, column)) for column in metric_columns(table)),
         "</body></html>",
     ]
@@ -117,6 +120,7 @@ def _failed_table(failed: pd.DataFrame) -> str:
 
 
 def _strip_plot(table: pd.DataFrame, s: Spread) -> str:
+    """One dot per case (a histogram of the inliers above MAX_DOTS cases, so a large cohort's page stays light)."""
     values = pd.to_numeric(table[s.column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     points = [(str(c), float(v)) for c, v in zip(table["case_id"], values, strict=True) if np.isfinite(v)]
     low = min([v for _, v in points] + [s.median - MAD_LIMIT * s.mad])
@@ -130,16 +134,29 @@ def _strip_plot(table: pd.DataFrame, s: Spread) -> str:
         f"<rect x='{x(s.median - MAD_LIMIT * s.mad):.1f}' y='8' height='28' class='band' "
         f"width='{x(s.median + MAD_LIMIT * s.mad) - x(s.median - MAD_LIMIT * s.mad):.1f}'/>"
     )
+    shown = points if len(points) <= MAX_DOTS else [p for p in points if p[0] in s.outliers]
+    histogram = "" if len(points) <= MAX_DOTS else _histogram([v for c, v in points if c not in s.outliers], x)
     dots = "".join(
         f"<a href='cases/{_e(case_id)}/'><circle cx='{x(value):.1f}' cy='22' r='4' "
         f"class='{'out' if case_id in s.outliers else 'dot'}'><title>{_e(case_id)}: {value:.3f}</title></circle></a>"
-        for case_id, value in points
+        for case_id, value in shown
     )
     return (
-        f"<h3>{_e(_label(s.column))}</h3><svg width='{WIDTH}' height='{HEIGHT}' role='img'>{band}"
+        f"<h3>{_e(_label(s.column))}</h3><svg width='{WIDTH}' height='{HEIGHT}' role='img'>{band}{histogram}"
         f"<line x1='{x(s.median):.1f}' x2='{x(s.median):.1f}' y1='6' y2='38' class='median'/>{dots}"
         f"<text x='{PAD}' y='{HEIGHT - 4}'>{low:.2f}</text>"
         f"<text x='{WIDTH - PAD}' y='{HEIGHT - 4}' text-anchor='end'>{high:.2f}</text></svg>"
+    )
+
+
+def _histogram(values: list[float], x) -> str:
+    counts, edges = np.histogram(values, bins=HISTOGRAM_BINS)
+    top = max(int(counts.max()), 1)
+    return "".join(
+        f"<rect x='{x(a):.1f}' width='{max(x(b) - x(a) - 1, 1):.1f}' y='{36 - 28 * n / top:.1f}' "
+        f"height='{28 * n / top:.1f}' class='dot'><title>{a:.2f}-{b:.2f}: {n} cases</title></rect>"
+        for a, b, n in zip(edges[:-1], edges[1:], counts, strict=True)
+        if n
     )
 
 
