@@ -7,6 +7,7 @@ coarse (0.6 x 0.6 x 1.2 mm) to keep the runs short; thickness still comes within
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -48,9 +49,6 @@ def _has_ray() -> bool:
     except ImportError:
         return False
     return True
-
-
-needs_ray = pytest.mark.skipif(not _has_ray(), reason="ray is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -107,32 +105,83 @@ def result_columns(table: pd.DataFrame) -> pd.DataFrame:
     return table.set_index("case_id").loc[list(KNEES), columns]
 
 
-# --- Ray, a real CLI process: a worker killed mid-case -------------------------------------------------------------
-@needs_ray
-def test_killed_worker_every_case_once_and_quiet_terminal(cohort, tmp_path):
-    out, marker = tmp_path / "out", tmp_path / "killed"
+# --- Ray, real CLI processes: a first run with a worker killed mid-case, a resumed run, a retry ------------------
+@pytest.fixture(scope="module")
+def ray_cli_runs(cohort, tmp_path_factory):
+    """Three runs of the same command: (seconds, stdout + stderr, cohort.parquet, cohort.json) each."""
+    if not _has_ray():
+        pytest.skip("ray is not installed")
+    out = tmp_path_factory.mktemp("ray_out") / "OUT"
+    marker = out.parent / "killed"
     env = {**os.environ, KILL_ONCE_ENV: str(marker), "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "-m", "pipeline", "batch", str(cohort), "--out", str(out), "--engine", "ray"]
-    proc = subprocess.run([*command, "--workers", "2"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 3, proc.stderr[-3000:]
+    runs = []
+    for extra in (["--workers", "2"], [], ["--retry-failed"]):
+        start = time.perf_counter()
+        proc = subprocess.run([*command, *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        seconds = time.perf_counter() - start
+        assert proc.returncode == 3, proc.stderr[-3000:]
+        record = json.loads((out / "cohort.json").read_text())
+        runs.append((seconds, proc.stdout + proc.stderr, pd.read_parquet(out / "cohort.parquet"), record))
+    return out, marker, runs
+
+
+def test_killed_worker_every_case_once_and_quiet_terminal(ray_cli_runs):
+    out, marker, [(_, terminal, table, _), *_] = ray_cli_runs
     assert marker.is_file(), "the test hook never killed a worker"
-    check_first_run(pd.read_csv(out / "cohort.csv"))
+    check_first_run(table)
     done = {p.parent.name: json.loads(p.read_text()) for p in (out / "cases").glob("*/done.json")}
     assert sorted(done) == sorted(KNEES)
     assert sorted(d["interrupted_attempts"] for d in done.values()) == [0] * 5 + [1]  # the killed case, re-run once
     assert not (out / "cases" / ".partial").exists()
-    record = json.loads((out / "cohort.json").read_text())
-    assert record["counts"] == {"cases": 8, "ok": 6, "skipped": 0, "failed": 2}
-    assert record["engine"]["name"] == "ray" and record["engine"]["version"]
-    assert record["model"]["segmented_cases"] == 0  # labels only: no model loaded (fullres is not even available)
-    assert "FAILED bad_missing" in proc.stdout
+    assert "FAILED bad_missing" in terminal
     for noise in ("Token authentication", "(raylet)", "worker died", "Traceback"):  # Ray's messages go to batch.log
-        assert noise not in proc.stderr + proc.stdout, noise
+        assert noise not in terminal, noise
     assert "Started a local Ray instance" in (out / "batch.log").read_text()
 
 
-# --- Ray in this process: first run, resumed run, retry, and the same numbers locally ----------------------------
+def test_ray_first_run_table_record_and_report(ray_cli_runs):
+    out, _, [(_, _, table, record), *_] = ray_cli_runs
+    csv = pd.read_csv(out / "cohort.csv")  # the last run's: the same numbers
+    assert np.allclose(csv["femoral_thickness_mean_mm"], table["femoral_thickness_mean_mm"], equal_nan=True)
+    assert record["counts"] == {"cases": 8, "ok": 6, "skipped": 0, "failed": 2}  # the killed case counted once
+    assert record["engine"]["name"] == "ray" and record["engine"]["version"]
+    assert record["model"]["segmented_cases"] == 0  # labels only: no model loaded (fullres is not even available)
+    report = (out / "cohort_report.html").read_text()
+    flagged = report.split("<h2>Flagged cases</h2>")[1].split("<h2>")[0].split("<tr>")[2:]
+    outliers = [row.split("'")[1] for row in flagged if "MAD from the median" in row]
+    assert outliers == ["cases/oai_thick/"]  # 3.5 mm among ~2 mm knees; the others lie within 3 MAD
+    assert "bad_float" in report.split("<h2>Failed cases</h2>")[1]
+
+
+def test_ray_second_run_skips_done_cases(ray_cli_runs, local_run):
+    _, _, [(first_s, _, first, _), (second_s, _, second, record), (_, _, retried, _)] = ray_cli_runs
+    # Also against the local run (no Ray start-up, no killed worker): the stricter baseline.
+    assert second_s < 0.4 * first_s and second_s < 0.4 * local_run[2], (second_s, first_s, local_run[2])
+    assert list(second["status"]) == ["skipped"] * 6 + ["failed"] * 2
+    assert result_columns(second).equals(result_columns(first))  # rows re-read from the done records
+    assert list(second["error"][6:]) == list(first["error"][6:])  # failures stand without --retry-failed
+    assert record["counts"] == {"cases": 8, "ok": 0, "skipped": 6, "failed": 2}
+    assert list(retried["status"]) == ["skipped"] * 6 + ["failed"] * 2
+
+
 @pytest.fixture(scope="module")
+def local_run(cohort, tmp_path_factory):
+    out = tmp_path_factory.mktemp("local_out")
+    start = time.perf_counter()
+    table = run_cohort(cohort, out, engine="local", progress=False)
+    return out, table, time.perf_counter() - start
+
+
+def test_local_engine_gives_identical_numbers(ray_cli_runs, local_run):
+    _, _, [(_, _, ray_table, _), *_] = ray_cli_runs
+    _, table, _ = local_run
+    check_first_run(table)
+    pd.testing.assert_frame_equal(result_columns(table), result_columns(ray_table))
+    assert table.attrs["cohort"]["engine"]["name"] == "local"
+
+
+@pytest.fixture
 def ray_session():
     ray = pytest.importorskip("ray")
     # A logical GPU: the segmentation pool's num_gpus scheduling runs here as on a GPU node (the model on the CPU).
@@ -141,59 +190,10 @@ def ray_session():
     ray.shutdown()
 
 
-@pytest.fixture(scope="module")
-def ray_runs(cohort, ray_session, tmp_path_factory):
-    out = tmp_path_factory.mktemp("ray_out")
-    args = ["batch", str(cohort), "--out", str(out), "--engine", "ray", "-q"]
-    runs = []
-    for extra in ([], [], ["--retry-failed"]):
-        start = time.perf_counter()
-        status = main([*args, *extra])
-        runs.append((status, time.perf_counter() - start, pd.read_parquet(out / "cohort.parquet")))
-    return out, runs
-
-
-def test_ray_first_run(ray_runs):
-    out, [(status, _, table), *_] = ray_runs
-    assert status == 3
-    check_first_run(table)
-    csv = pd.read_csv(out / "cohort.csv")
-    assert np.allclose(csv["femoral_thickness_mean_mm"], table["femoral_thickness_mean_mm"], equal_nan=True)
-    report = (out / "cohort_report.html").read_text()
-    assert "href='cases/oai_thick/'" in report and "MAD from the median" in report
-    flagged = report.split("<h2>Flagged cases</h2>")[1].split("<h2>")[0].split("<tr>")[2:]
-    outliers = [row.split("'")[1] for row in flagged if "MAD from the median" in row]
-    assert outliers == ["cases/oai_thick/"]  # 3.5 mm among ~2 mm knees; the others lie within 3 MAD
-    assert "bad_float" in report.split("<h2>Failed cases</h2>")[1]
-
-
-def test_ray_second_run_skips_done_cases(ray_runs):
-    _, [(_, first_s, first), (status, second_s, second), (retry_status, _, retried)] = ray_runs
-    assert status == 3
-    assert second_s < 0.4 * first_s, (second_s, first_s)
-    assert list(second["status"]) == ["skipped"] * 6 + ["failed"] * 2
-    assert result_columns(second).equals(result_columns(first))  # rows re-read from the done records
-    assert list(second["error"][6:]) == list(first["error"][6:])  # failures stand without --retry-failed
-    assert retry_status == 3 and list(retried["status"]) == ["skipped"] * 6 + ["failed"] * 2
-
-
-@pytest.fixture(scope="module")
-def local_run(cohort, tmp_path_factory):
-    out = tmp_path_factory.mktemp("local_out")
-    return out, run_cohort(cohort, out, engine="local", progress=False)
-
-
-def test_local_engine_gives_identical_numbers(ray_runs, local_run):
-    _, [(_, _, ray_table), *_] = ray_runs
-    _, table = local_run
-    check_first_run(table)
-    pd.testing.assert_frame_equal(result_columns(table), result_columns(ray_table))
-    assert table.attrs["cohort"]["engine"]["name"] == "local"
-
-
 @pytest.mark.slow
 def test_ray_segments_mri_on_a_gpu_pool_and_labels_on_another(ray_session, tmp_path):
     """A mixed cohort: one MRI (demo model, on the 'GPU' pool) and one label map (no model)."""
+    from pipeline.config import InferenceOptions
     from pipeline.io import write_volume
     from pipeline.synthetic import PhantomSpec, make_phantom, render_mr
 
@@ -201,10 +201,20 @@ def test_ray_segments_mri_on_a_gpu_pool_and_labels_on_another(ray_session, tmp_p
     write_volume(render_mr(knee.labels, seed=3), tmp_path / "mri.nrrd")
     write_volume(knee.labels, tmp_path / "seg.nrrd")
     (tmp_path / "m.csv").write_text("case_id,image,labels\nmri,mri.nrrd,\nseg,,seg.nrrd\n")
-    table = run_cohort(tmp_path / "m.csv", tmp_path / "out", engine="ray", model="demo", progress=False)
-    assert list(table["status"]) == ["ok", "ok"]
+    run = functools.partial(
+        run_cohort, tmp_path / "m.csv", tmp_path / "out", engine="ray", model="demo", progress=False
+    )
+    # No segmenting worker can start (no CUDA here): the MRI fails with the reason, the label map still runs.
+    first = run(inference=InferenceOptions(device="cuda"))
+    assert list(first["status"]) == ["failed", "ok"]
+    assert first.loc[0, "error"] == (
+        "no segmentation worker could start: KneePipelineError: Device 'cuda' is not available on this machine; "
+        "use --device auto or cpu."
+    )
+    table = run(retry_failed=True)
+    assert list(table["status"]) == ["ok", "skipped"]
     engine = table.attrs["cohort"]["engine"]
-    assert engine["workers"] == {"segmentation": 1, "labels_only": 1} and engine["gpus_per_worker"] == 1.0
+    assert engine["workers"] == {"segmentation": 1, "labels_only": 0} and engine["gpus_per_worker"] == 1.0
     assert table.attrs["cohort"]["model"]["used"] == [{"device": "cpu", "engine_model": "demo", "model": "demo",
                                                         "revision": "bundled"}]  # fmt: skip
     assert table["segmentation_seconds"].notna().tolist() == [True, False]

@@ -46,15 +46,24 @@ class RaySettings:
 
 
 class CaseWorker:
-    """The Ray actor: builds its engine once (loading the model only when it segments), then runs case after case."""
+    """The Ray actor: builds its engine once (loading the model only when it segments), then runs case after case.
+
+    A failure to build the engine (weights missing on this node, no usable device) is kept and reported by
+    ``ready`` as one line, rather than raised from the constructor where Ray would bury it in a traceback.
+    """
 
     def __init__(self, spec: EngineSpec, segment: bool, out: str, options: CaseOptions):
-        self._engine = spec.build(segment=segment)
         self._store = CohortStore(out)
         self._options = options
+        self._error = ""
+        try:
+            self._engine = spec.build(segment=segment)
+        except Exception as exc:
+            self._error = " ".join(f"{type(exc).__name__}: {exc}".split())
 
-    def ready(self) -> str:
-        return f"{socket.gethostname()}:{os.getpid()}"
+    def ready(self) -> tuple[str, str]:
+        """(host:pid, why this worker cannot run cases, or '')."""
+        return f"{socket.gethostname()}:{os.getpid()}", self._error
 
     def run(self, case: CohortCase) -> CaseOutcome:
         return analyse_case(self._engine, case, self._store, self._options)
@@ -171,17 +180,20 @@ class RayExecutor:
     def _actor_ready(self, ref, pool: _Pool, actor) -> Iterator[CaseOutcome]:
         pool.starting -= 1
         try:
-            logger.info("%s worker up: %s", pool.name, _ray().get(ref))
+            where, error = _ray().get(ref)
         except _ray().exceptions.RayError as exc:
-            pool.error = _first_line(exc)
-            logger.error("a %s worker could not start: %s", pool.name, pool.error)
-            if not pool.live and not pool.starting:  # no worker will ever take these cases
-                while pool.queue:
-                    case = pool.queue.popleft()
-                    yield self._lost(case, f"no {pool.name} worker could start: {pool.error}")
+            where, error = "", _first_line(exc)
+        if not error:
+            logger.info("%s worker up: %s", pool.name, where)
+            pool.live += 1
+            self._feed(pool, actor)
             return
-        pool.live += 1
-        self._feed(pool, actor)
+        _ray().kill(actor)
+        pool.error = error
+        logger.error("a %s worker could not start (%s): %s", pool.name, where, error)
+        if not pool.live and not pool.starting:  # no worker will ever take these cases
+            while pool.queue:
+                yield self._lost(pool.queue.popleft(), f"no {pool.name} worker could start: {error}")
 
     def _case_done(self, ref, pool: _Pool, actor, case: CohortCase) -> CaseOutcome:
         try:
