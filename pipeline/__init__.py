@@ -8,6 +8,7 @@ Public API (no Gradio, no heavy imports at package import time)::
     result = analyze_labels("seg.nrrd", scheme="native")     # an existing segmentation, same code path
     result.cartilage["medial_tibial"].thickness_mm.mean
     result.write("out/")
+    table = run_cohort("MANIFEST.csv", "OUT/", engine="ray")   # a cohort, resumable: one pandas table
 
 The package is grouped by stage: ``io``, ``segmentation``, ``morphometry``, ``t2``, ``shape``, ``report``;
 ``engine`` is the only place that sequences them.

@@ -244,6 +244,20 @@ def test_bad_manifest_exits_2_with_a_specific_message(tmp_path, capsys, text, me
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--workers", "2"], "need --engine ray"),
+        (["--engine", "ray", "--workers", "0"], "--workers must be at least 1"),
+        (["--engine", "ray", "--ray-address", "headnode"], "expected HOST:PORT"),
+    ],
+)
+def test_bad_arguments_exit_2_before_anything_is_written(cohort, tmp_path, capsys, args, message):
+    assert main(["batch", str(cohort), "--out", str(tmp_path / "out"), "-q", *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_semicolons_bom_and_relative_paths(tmp_path):
     (tmp_path / "MANIFEST.csv").write_text("\ufeffCase_ID;labels;visit\nk1;seg/k1.nrrd;V00\n")
     case = read_manifest(tmp_path / "MANIFEST.csv").cases[0]

@@ -95,6 +95,8 @@ class RayExecutor:
         notify: Notify,
     ):
         self.settings, self.spec, self.store, self.options, self.notify = settings, spec, store, options, notify
+        if settings.address:
+            _check_reachable(settings.address)  # before anything is written
         self.info: dict[str, Any] = {
             "name": "ray",
             "version": _ray().__version__,
@@ -265,7 +267,6 @@ def ray_session(settings: RaySettings) -> Iterator[bool]:
 
 
 def _join(ray, address: str, options: dict) -> None:
-    _check_reachable(address)
     try:
         ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as exc:

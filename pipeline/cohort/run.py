@@ -79,16 +79,16 @@ def run_cohort(
     if engine not in ENGINES:
         raise KneePipelineError(f"Unknown engine '{engine}': use 'local' or 'ray'.")
     _check_sizes(workers, gpus_per_worker)
-    cohort = read_manifest(manifest, label_scheme=label_scheme)
     store = CohortStore(out)
     spec = EngineSpec(model, None if model_dir is None else str(model_dir), inference or InferenceOptions())
     options = CaseOptions(t2=t2, shape_model=shape_model, config=config or AnalysisConfig(), make_zip=make_zip)
-    store.check_options(_fingerprint(cohort, spec, options))
+    say = notify or _notice
+    executor = _executor(engine, spec, store, options, ray_address, workers, gpus_per_worker, say)
+    cohort = read_manifest(manifest, label_scheme=label_scheme)
+    store.check_options(_fingerprint(cohort, spec, options))  # the first write to OUT
     outcomes, jobs = plan_cases(cohort, store, retry_failed=retry_failed)
     if any(case.needs_segmentation for case in jobs):
         _check_weights(spec)
-    say = notify or _notice
-    executor = _executor(engine, spec, store, options, ray_address, workers, gpus_per_worker, say)
     ran_now = []
     with _logs_to(store.root / "batch.log"):
         logger.info("cohort %s: %d cases, %d to run on %s", cohort.source, len(cohort.cases), len(jobs), engine)
@@ -173,8 +173,8 @@ def _executor(engine, spec, store, options, ray_address, workers, gpus_per_worke
 
         settings = RaySettings(ray_address, workers, gpus_per_worker)
         return RayExecutor(settings, spec=spec, store=store, options=options, notify=notify)
-    if ray_address:
-        raise KneePipelineError("--ray-address needs --engine ray.")
+    if ray_address or workers or gpus_per_worker:
+        raise KneePipelineError("--ray-address, --workers and --gpus-per-worker need --engine ray.")
     return LocalExecutor(spec, store, options)
 
 
