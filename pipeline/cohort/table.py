@@ -11,6 +11,7 @@ import os
 import platform
 import sys
 import uuid
+from importlib import metadata
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import __version__
-from ..report.provenance import PACKAGES, package_versions
+from ..report.provenance import package_versions
 from .manifest import Manifest
 from .outcome import FAILED, OK, SKIPPED, CaseOutcome
 from .store import write_json
@@ -128,8 +129,15 @@ def cohort_record(
         "options": options,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "packages": package_versions((*PACKAGES, *COHORT_PACKAGES)),
+        "packages": {**package_versions(), **{name: _version(name) for name in COHORT_PACKAGES}},
     }
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def write_record(record: dict, out: Path) -> Path:

@@ -26,9 +26,9 @@ PACKAGES = (
 )
 
 
-def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
-    versions: dict[str, str | None] = {}
-    for name in names:
+def package_versions() -> dict[str, str | None]:
+    versions = {}
+    for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
