@@ -11,9 +11,9 @@ import os
 import platform
 import sys
 import uuid
-from importlib import metadata
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
