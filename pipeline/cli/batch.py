@@ -29,8 +29,8 @@ def add_parser(sub) -> None:
     )
     batch.add_argument("--retry-failed", action="store_true", help="run again the cases that failed before")
     batch.add_argument("--zip", action="store_true", help="also write each case's results zip")
-    add_label_scheme(batch)
-    add_model_options(batch)
+    add_label_scheme(batch, applies_to="labels of rows whose label_scheme cell is empty")
+    add_model_options(batch, demo_fallback=False)  # a cohort table made by the demo model would look real
     add_stage_options(batch)
     batch.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     batch.set_defaults(func=run)
