@@ -8,6 +8,7 @@ Public API (no Gradio, no heavy imports at package import time)::
     result = analyze_labels("seg.nrrd", scheme="native")     # an existing segmentation, same code path
     result.cartilage["medial_tibial"].thickness_mm.mean
     result.write("out/")
+    table = run_cohort("MANIFEST.csv", "OUT/", engine="ray")   # a cohort, resumable: one pandas table
 
 The package is grouped by stage: ``io``, ``segmentation``, ``morphometry``, ``t2``, ``shape``, ``report``;
 ``engine`` is the only place that sequences them.
@@ -38,6 +39,7 @@ _LAZY = {
     "make_phantom": ("synthetic", "make_phantom"),
     "render_mr": ("synthetic", "render_mr"),
     "PhantomSpec": ("synthetic", "PhantomSpec"),
+    "run_cohort": ("cohort", "run_cohort"),
 }
 
 
@@ -70,4 +72,5 @@ __all__ = [
     "load_label_map",
     "make_phantom",
     "render_mr",
+    "run_cohort",
 ]

@@ -25,21 +25,22 @@ def add_parser(sub) -> None:
     analyze.set_defaults(func=run)
 
 
-def add_label_scheme(parser: argparse.ArgumentParser) -> None:
+def add_label_scheme(parser: argparse.ArgumentParser, *, applies_to: str = "labels of --labels") -> None:
     parser.add_argument(
         "--label-scheme",
         default="auto",
-        help="labels of --labels: 'auto' (default: native or canonical, told apart by where the bones are), "
+        help=f"{applies_to}: 'auto' (default: native or canonical, told apart by where the bones are), "
         "'native' (published knee nnU-Net), 'canonical' (KneeScope's), or a JSON file",
     )
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
+def add_model_options(parser: argparse.ArgumentParser, *, demo_fallback: bool = True) -> None:
+    fallback = "the demo model stands in if its weights are unavailable" if demo_fallback else "no demo fallback"
     parser.add_argument(
         "--model",
         choices=("fullres", "cascade", "demo"),
         default="fullres",
-        help="segmentation model (default fullres; the demo model stands in if its weights are unavailable)",
+        help=f"segmentation model (default fullres; {fallback})",
     )
     parser.add_argument(
         "--model-dir", default=None, help="local copy of the model in its published layout ($KNEESCOPE_MODEL_DIR)"

@@ -1,0 +1,238 @@
+"""A cohort's list of cases: a MANIFEST.csv, or a folder with one case per image found in it.
+
+MANIFEST.csv has a header row with ``case_id`` and at least one of ``image`` and ``labels``; ``label_scheme`` is
+optional (per row; empty cells take the run's default) and every other column (subject, visit, side...) is carried
+into the cohort table unchanged. Paths are relative to the manifest's folder unless absolute. Every problem with
+the manifest itself is found before any case runs and reported together, with line numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import KneePipelineError
+from ..io import VOLUME_SUFFIXES, file_stem
+from ..io.dicom import is_dicom_file
+
+REQUIRED = "case_id"
+INPUT_COLUMNS = ("image", "labels")
+KNOWN_COLUMNS = (REQUIRED, *INPUT_COLUMNS, "label_scheme")
+#: case ids name folders: letters, digits, '.', '_' and '-', not starting with a dot.
+CASE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")
+#: columns the cohort table adds after the manifest's own.
+RESERVED = ("status", "error", "error_kind", "seconds", "segmentation_seconds")
+MAX_LISTED = 10
+DELIMITERS = (",", ";", "\t")
+
+
+class ManifestError(KneePipelineError):
+    """The manifest (or folder) cannot define a cohort; nothing has run."""
+
+
+@dataclass(frozen=True)
+class CohortCase:
+    """One row of the manifest.
+
+    Attributes:
+        case_id: the name of the case's output folder and table row.
+        image: the MRI (file, DICOM folder or zip), absolute, or None.
+        labels: an existing label map, absolute, or None (then the image is segmented).
+        label_scheme: scheme of ``labels`` ('auto', 'native', 'canonical' or a JSON file).
+        cells: the manifest's own cells for this row, as written, by column name.
+    """
+
+    case_id: str
+    image: Path | None
+    labels: Path | None
+    label_scheme: str = "auto"
+    cells: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def needs_segmentation(self) -> bool:
+        return self.labels is None
+
+    def inputs(self) -> dict[str, str]:
+        """What the case was made from, as the manifest wrote it (a moved cohort folder keeps its records valid)."""
+        return {
+            "image": self.cells.get("image", str(self.image or "")),
+            "labels": self.cells.get("labels", str(self.labels or "")),
+            "label_scheme": self.label_scheme,
+        }
+
+
+@dataclass(frozen=True)
+class Manifest:
+    source: Path
+    columns: tuple[str, ...]
+    cases: tuple[CohortCase, ...]
+
+
+def read_manifest(source: str | Path, *, label_scheme: str = "auto") -> Manifest:
+    """The cohort's cases from a MANIFEST.csv or a folder of images. Raises ManifestError saying what to fix."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return scan_folder(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: no such manifest file or folder.")
+    header, rows = _read_csv(path)
+    columns = tuple(header)
+    cases, ids, problems = [], [], []
+    for line, cells in rows:
+        try:
+            case = _case_from_row(dict(zip(columns, cells, strict=True)), path.parent, label_scheme)
+        except ManifestError as exc:
+            problems.append(f"line {line}: {exc}")
+            continue
+        cases.append(case)
+        ids.append((line, case.case_id))
+    problems += _duplicates(ids)
+    if problems:
+        raise ManifestError(_listed(f"{path.name}: {len(problems)} problem(s)", problems))
+    if not cases:
+        raise ManifestError(f"{path.name}: no cases (only a header row).")
+    return Manifest(path.resolve(), columns, tuple(cases))
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header (known columns lower-cased) and the non-blank rows with their line numbers."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # -sig: spreadsheet programs start their CSV with a BOM
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path.name}: not UTF-8 text; save it as 'CSV UTF-8'.") from exc
+    except OSError as exc:
+        raise ManifestError(f"{path.name}: cannot be read ({exc.strerror}).") from exc
+    first = text.split("\n", 1)[0]
+    if not first.strip():
+        raise ManifestError(f"{path.name}: empty; the first line must be a header with case_id and image or labels.")
+    delimiter = next((d for d in DELIMITERS if REQUIRED in _header_cells(first, d)), ",")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = [_column_name(cell) for cell in next(reader)]
+        _check_header(header, path.name)
+        rows = []
+        for cells in reader:
+            if not any(cell.strip() for cell in cells):
+                continue
+            if len(cells) != len(header):
+                raise ManifestError(
+                    f"{path.name} line {reader.line_num}: {len(cells)} cells, but the header has {len(header)}."
+                )
+            rows.append((reader.line_num, [cell.strip() for cell in cells]))
+    except csv.Error as exc:
+        raise ManifestError(f"{path.name} line {reader.line_num}: not valid CSV ({exc}).") from exc
+    return header, rows
+
+
+def _header_cells(line: str, delimiter: str) -> list[str]:
+    return [_column_name(cell) for cell in next(csv.reader([line], delimiter=delimiter), [])]
+
+
+def _column_name(cell: str) -> str:
+    name = cell.strip()
+    return name.lower() if name.lower() in KNOWN_COLUMNS else name
+
+
+def _check_header(header: list[str], name: str) -> None:
+    if REQUIRED not in header:
+        raise ManifestError(f"{name}: no 'case_id' column (header: {', '.join(header)}).")
+    if not any(column in header for column in INPUT_COLUMNS):
+        raise ManifestError(f"{name}: needs an 'image' or a 'labels' column (header: {', '.join(header)}).")
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated or "" in header:
+        raise ManifestError(f"{name}: every column needs a distinct name (repeated or empty: {repeated or ['']}).")
+    for reserved in RESERVED:
+        if reserved in header:
+            raise ManifestError(f"{name}: the column name '{reserved}' is reserved for the cohort table; rename it.")
+
+
+def _case_from_row(cells: dict[str, str], base: Path, default_scheme: str) -> CohortCase:
+    case_id = cells[REQUIRED]
+    if not CASE_ID.match(case_id):
+        raise ManifestError(
+            f"case_id '{case_id}' cannot name a folder: use letters, digits, '.', '_' and '-' (up to 128)."
+            if case_id
+            else "empty case_id."
+        )
+    image, labels = (_path(cells.get(column, ""), base) for column in INPUT_COLUMNS)
+    if image is None and labels is None:
+        raise ManifestError(f"case {case_id} has neither an image nor labels.")
+    scheme = cells.get("label_scheme") or default_scheme
+    if scheme.lower() not in ("auto", "native", "canonical"):
+        scheme = str(_path(scheme, base))  # a JSON scheme file, relative to the manifest like the images
+    return CohortCase(case_id, image, labels, scheme, cells)
+
+
+def _path(cell: str, base: Path) -> Path | None:
+    if not cell:
+        return None
+    path = Path(cell).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _duplicates(ids: list[tuple[int, str]]) -> list[str]:
+    # Case-insensitive: two ids differing only in case would share one folder on macOS and Windows shares.
+    first: dict[str, int] = {}
+    problems = []
+    for line, case_id in ids:
+        key = case_id.lower()
+        if key in first:
+            problems.append(f"line {line}: duplicate case_id '{case_id}' (first on line {first[key]}).")
+        else:
+            first[key] = line
+    return problems
+
+
+def _listed(title: str, problems: list[str]) -> str:
+    shown = problems[:MAX_LISTED]
+    more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+    return title + ":\n  " + "\n  ".join(shown) + more
+
+
+# --- a folder of images -------------------------------------------------------------------------------------------
+def scan_folder(folder: Path) -> Manifest:
+    """One case per image file (NIfTI/NRRD/MHA), zip, or folder of DICOM files found under ``folder``."""
+    loose = [p.name for p in _visible(folder) if p.is_file() and _is_dicom_slice(p)]
+    if loose:
+        raise ManifestError(
+            f"{folder.name}: holds loose DICOM files ({loose[0]}, ...): put each series in its own subfolder (one case "
+            "per subfolder), or list the cases in a MANIFEST.csv."
+        )
+    found = sorted(_find_images(folder, folder))
+    if not found:
+        raise ManifestError(
+            f"{folder}: no images found (NIfTI, NRRD, MHA, zip of a DICOM series, or subfolders of DICOM files)."
+        )
+    cases, ids = [], []
+    for number, (relative, path) in enumerate(found, start=1):
+        case_id = re.sub(r"[^A-Za-z0-9._-]+", "_", relative).strip(".") or f"case{number}"
+        cases.append(CohortCase(case_id, path, None, "auto", {"case_id": case_id, "image": str(path)}))
+        ids.append((number, case_id))
+    problems = [p.replace("line", "image") for p in _duplicates(ids)]
+    if problems:
+        raise ManifestError(_listed(f"{folder.name}: images with the same name", problems) + "\nUse a MANIFEST.csv.")
+    return Manifest(folder.resolve(), ("case_id", "image"), tuple(cases))
+
+
+def _find_images(folder: Path, root: Path):
+    """(case name, path) for every image under ``folder``; a folder holding DICOM files is one case."""
+    for path in _visible(folder):
+        if path.is_dir():
+            if any(p.is_file() and _is_dicom_slice(p) for p in _visible(path)):
+                yield str(path.relative_to(root)), path
+            else:
+                yield from _find_images(path, root)
+        elif path.name.lower().endswith((*VOLUME_SUFFIXES, ".zip")):
+            relative = path.relative_to(root)
+            yield str(relative.parent / file_stem(relative)), path
+
+
+def _visible(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def _is_dicom_slice(path: Path) -> bool:
+    return not path.name.lower().endswith((*VOLUME_SUFFIXES, ".zip")) and is_dicom_file(path)

@@ -1,0 +1,235 @@
+"""``run_cohort``: a manifest in, one table out; resumable, and every case's fate recorded.
+
+    table = run_cohort("MANIFEST.csv", "OUT/", engine="ray")     # pandas.DataFrame, one row per case
+
+Order of work: read and check the manifest (all its problems at once); refuse an OUT folder started with other
+options; re-read cases already done (status 'skipped') and earlier failures (unless ``retry_failed``); refuse
+missing or unsupported inputs before any worker or model; check the segmentation weights once if any case needs
+them; run the rest on the chosen executor with a progress bar; write cohort.csv, cohort.parquet, cohort.json and
+cohort_report.html.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+from ..config import AnalysisConfig, InferenceOptions
+from ..errors import KneePipelineError
+from .local import run_local
+from .manifest import CohortCase, Manifest, read_manifest
+from .outcome import FAILED, INPUT, SKIPPED, CaseOutcome, failed
+from .report import write_report
+from .runner import CaseOptions, EngineSpec, precheck
+from .store import CohortStore
+from .table import cohort_record, cohort_table, write_record, write_tables
+
+logger = logging.getLogger(__name__)
+ENGINES = ("local", "ray")
+
+
+def run_cohort(
+    manifest: str | Path,
+    out: str | Path,
+    *,
+    engine: str = "local",
+    ray_address: str | None = None,
+    workers: int | None = None,
+    gpus_per_worker: float | None = None,
+    retry_failed: bool = False,
+    model: str = "fullres",
+    model_dir: str | Path | None = None,
+    inference: InferenceOptions | None = None,
+    label_scheme: str = "auto",
+    t2: bool | None = None,
+    shape_model: bool = False,
+    config: AnalysisConfig | None = None,
+    make_zip: bool = False,
+    progress: bool = True,
+    notify: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """Analyse every case of a cohort into ``out``; returns the cohort table (also in ``out``/cohort.csv).
+
+    Args:
+        manifest: MANIFEST.csv (case_id, image and/or labels, optional label_scheme, any other columns), or a
+            folder: one case per image file, zip or DICOM series folder in it.
+        out: the cohort folder; cases go to ``out/cases/<case_id>/``. Running again resumes it.
+        engine: 'local' (this process, in manifest order) or 'ray' (actors, each loading the model once).
+        ray_address: join this Ray cluster (default: start a local one sized to the machine).
+        workers: actors per pool (default: one per GPU when segmenting on GPUs, else one per CPU).
+        gpus_per_worker: GPU share of each segmenting actor (default 1 when the cluster has GPUs, else CPU workers).
+        retry_failed: run again the cases an earlier run recorded as failed (by default their record stands).
+        model, model_dir, inference: the segmentation model for cases without labels (no fallback to the demo).
+        label_scheme: scheme for rows whose label_scheme cell is empty.
+        t2, shape_model, config: as for ``Engine.analyze``.
+        make_zip: also write each case's results zip.
+        progress: show a progress bar (stderr).
+        notify: where notices go (default: printed on stderr above the bar).
+    Raises:
+        KneePipelineError (ManifestError, WeightsUnavailableError...): nothing could run; the message says why.
+    """
+    start = time.perf_counter()
+    if engine not in ENGINES:
+        raise KneePipelineError(f"Unknown engine '{engine}': use 'local' or 'ray'.")
+    _check_sizes(workers, gpus_per_worker)
+    store = CohortStore(out)
+    spec = EngineSpec(model, None if model_dir is None else str(model_dir), inference or InferenceOptions())
+    options = CaseOptions(t2=t2, shape_model=shape_model, config=config or AnalysisConfig(), make_zip=make_zip)
+    say = notify or _notice
+    executor = _executor(engine, spec, store, options, ray_address, workers, gpus_per_worker, say)
+    cohort = read_manifest(manifest, label_scheme=label_scheme)
+    store.check_options(_fingerprint(cohort, spec, options))  # the first write to OUT
+    outcomes, jobs = plan_cases(cohort, store, retry_failed=retry_failed)
+    if any(case.needs_segmentation for case in jobs):
+        _check_weights(spec)
+    ran_now = []
+    with _logs_to(store.root / "batch.log"):
+        logger.info("cohort %s: %d cases, %d to run on %s", cohort.source, len(cohort.cases), len(jobs), engine)
+        for outcome in _with_progress(executor.run(jobs), total=len(jobs), earlier=outcomes.values(), show=progress):
+            outcomes[outcome.case_id] = outcome
+            ran_now.append(outcome.case_id)
+    store.tidy()
+    table = cohort_table(cohort, outcomes)
+    record = cohort_record(
+        cohort,
+        outcomes,
+        ran_now=ran_now,
+        engine=executor.info,
+        model=spec.model,
+        options=_fingerprint(cohort, spec, options),
+        wall_seconds=time.perf_counter() - start,
+    )
+    write_tables(table, store.root)
+    write_record(record, store.root)
+    write_report(table, outcomes, record, store.root)
+    table.attrs["cohort"] = record
+    return table
+
+
+def plan_cases(
+    cohort: Manifest, store: CohortStore, *, retry_failed: bool
+) -> tuple[dict[str, CaseOutcome], list[CohortCase]]:
+    """Outcomes known without running (done earlier, failed earlier, refused by the cheap checks) and the rest."""
+    outcomes: dict[str, CaseOutcome] = {}
+    jobs = []
+    for case in cohort.cases:
+        inputs = case.inputs()
+        done = store.done(case.case_id, inputs)
+        if done is not None:
+            outcomes[case.case_id] = dataclasses.replace(done, status=SKIPPED)
+            continue
+        earlier = None if retry_failed else store.failure(case.case_id, inputs)
+        if earlier is not None:
+            outcomes[case.case_id] = earlier
+            continue
+        try:
+            precheck(case)
+        except KneePipelineError as exc:
+            outcomes[case.case_id] = refused = failed(case.case_id, str(exc), INPUT, inputs=inputs)
+            store.record_failure(refused)
+            continue
+        jobs.append(case)
+    return outcomes, jobs
+
+
+def _fingerprint(cohort: Manifest, spec: EngineSpec, options: CaseOptions) -> dict:
+    """The options that change the numbers (the device and the number of workers do not)."""
+    segments = any(case.needs_segmentation for case in cohort.cases)
+    inference = {k: v for k, v in spec.inference.to_dict().items() if k != "device"}
+    return {
+        "model": spec.model if segments else None,
+        "model_dir": spec.model_dir if segments else None,
+        "inference": inference if segments else None,
+        "t2": options.t2,
+        "shape_model": options.shape_model,
+        "config": options.config.to_dict(),
+    }
+
+
+def _check_sizes(workers: int | None, gpus_per_worker: float | None) -> None:
+    if workers is not None and workers < 1:
+        raise KneePipelineError(f"--workers must be at least 1, got {workers}.")
+    if gpus_per_worker is not None and gpus_per_worker < 0:
+        raise KneePipelineError(f"--gpus-per-worker must be 0 or more, got {gpus_per_worker}.")
+
+
+def _check_weights(spec: EngineSpec) -> None:
+    """Fail before any case runs when the model cannot be had (each worker resolves it again, from the same cache)."""
+    from ..weights import resolve_model
+
+    resolve_model(spec.model, model_dir=spec.model_dir)
+
+
+def _executor(engine, spec, store, options, ray_address, workers, gpus_per_worker, notify):
+    if engine == "ray":
+        from .ray_executor import RayExecutor, RaySettings
+
+        settings = RaySettings(ray_address, workers, gpus_per_worker)
+        return RayExecutor(settings, spec=spec, store=store, options=options, notify=notify)
+    if ray_address or workers or gpus_per_worker:
+        raise KneePipelineError("--ray-address, --workers and --gpus-per-worker need --engine ray.")
+    return LocalExecutor(spec, store, options)
+
+
+class LocalExecutor:
+    def __init__(self, spec: EngineSpec, store: CohortStore, options: CaseOptions):
+        self.spec, self.store, self.options = spec, store, options
+        self.info = {"name": "local", "workers": 1}
+
+    def run(self, cases: list[CohortCase]) -> Iterator[CaseOutcome]:
+        return run_local(cases, spec=self.spec, store=self.store, options=self.options)
+
+
+def _with_progress(
+    outcomes: Iterator[CaseOutcome], *, total: int, earlier: Iterable[CaseOutcome], show: bool
+) -> Iterator[CaseOutcome]:
+    """A tqdm bar over the cases to run: done/failed counts in its postfix, remaining and ETA from tqdm."""
+    from tqdm import tqdm
+
+    before = list(earlier)
+    skipped = sum(o.status == SKIPPED for o in before)
+    counts = {"ok": 0, "failed": sum(o.status == FAILED for o in before)}
+    with tqdm(total=total, unit="case", desc="Cohort", file=sys.stderr, disable=not (show and total)) as bar:
+        bar.set_postfix(counts, done_earlier=skipped)
+        for outcome in outcomes:
+            counts["failed" if outcome.status == FAILED else "ok"] += 1
+            bar.set_postfix(counts, done_earlier=skipped)
+            bar.update(1)
+            yield outcome
+
+
+def _notice(message: str) -> None:
+    from tqdm import tqdm
+
+    logger.warning(message)
+    tqdm.write(f"NOTICE: {message}", file=sys.stderr)
+
+
+@contextmanager
+def _logs_to(path: Path) -> Iterator[None]:
+    """During the run, KneeScope's and Ray's log messages go to OUT/batch.log, not through the progress bar."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    saved = []
+    for name in ("pipeline", "ray"):  # Ray's own logger has a handler of its own on stderr: replaced, then restored
+        target = logging.getLogger(name)
+        saved.append((target, target.handlers[:], target.level, target.propagate))
+        target.handlers = [handler]
+        target.setLevel(min(target.getEffectiveLevel(), logging.INFO))
+        target.propagate = False
+    try:
+        yield
+    finally:
+        for target, handlers, level, propagate in saved:
+            target.handlers = handlers
+            target.setLevel(level)
+            target.propagate = propagate
+        handler.close()
