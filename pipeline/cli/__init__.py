@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from ..errors import KneePipelineError
-from . import analyze, synth, weights
+from . import analyze, compare, synth, weights
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True)
     analyze.add_parser(sub)
+    compare.add_parser(sub)
     synth.add_parsers(sub)
     weights.add_parser(sub)
     doctor = sub.add_parser("doctor", help="check this host: Python, packages, GPU, weights, disk, Caddy")

@@ -57,7 +57,7 @@ def write_change(change: KneeChange, out_dir: Path, *, analyses: bool = True, ma
     files["change.csv"] = _write_csv(out_dir / "change.csv", change_csv_row(change))
     files["provenance.json"] = _write_json(out_dir / "provenance.json", change.provenance)
     if make_zip:
-        files["zip"] = _zip(out_dir, files, out_dir / f"{_zip_stem(change)}_change.zip")
+        files["zip"] = _zip(out_dir, files, out_dir / "change_results.zip")
     return files
 
 
@@ -71,7 +71,7 @@ def change_csv_row(change: KneeChange) -> dict[str, object]:
     for bone in L.BONES:
         reg = change.registrations.get(bone)
         row[f"{bone}_rotation_deg"] = _cell(None if reg is None else reg.transform.angle_deg)
-        row[f"{bone}_translation_mm"] = _cell(None if reg is None else math.dist(reg.transform.translation, (0, 0, 0)))
+        row[f"{bone}_centre_shift_mm"] = _cell(None if reg is None else math.hypot(*reg.centre_shift_mm))
         row[f"{bone}_residual_rms_mm"] = _cell(None if reg is None else reg.residual_rms_mm)
     for region, result in change.regions.items():
         stats = result.thickness_change_mm
@@ -89,8 +89,3 @@ def change_csv_row(change: KneeChange) -> dict[str, object]:
         row[f"{name}_volume_percent_change"] = _cell(volume.percent_change)
     row["n_qc_warnings"] = len(change.warnings)
     return row
-
-
-def _zip_stem(change: KneeChange) -> str:
-    base, fu = change.baseline.case_id, change.followup.case_id
-    return base if base == fu else f"{base}_vs_{fu}"

@@ -74,11 +74,11 @@ class RigidTransform:
 class RegistrationOptions:
     """How bones are registered. Distances in mm."""
 
-    n_points: int = 4000  # follow-up vertices used (evenly picked); the baseline keeps all of its own
+    n_points: int = 3000  # follow-up vertices used (evenly picked); the baseline keeps all of its own
     trim_fraction: float = 0.9  # the closest 90 % of pairs count: osteophytes, segmentation slips, unmatched ends
     min_normal_cos: float = 0.5  # pairs whose surface normals differ by more than 60 degrees are not pairs
     fov_margin_mm: float = 3.0  # vertices this close to a field-of-view edge belong to the artificial closing cap
-    coarse_iterations: int = 25
+    coarse_iterations: int = 15
     max_iterations: int = 80
     tolerance_mm: float = 1e-5  # stop when an update moves no point by more than this
     good_fit_mm: float = 0.5  # a rotation-free fit this close needs no other start
@@ -93,19 +93,27 @@ class BoneRegistration:
         transform: follow-up LPS mm -> baseline LPS mm.
         residual_rms_mm: RMS point-to-surface distance over the pairs that counted.
         overlap_fraction: share of the follow-up's points that counted (inside both fields, trimmed, normals agree).
+        centre: centroid (LPS mm) of the follow-up bone points used; its shift tells how far the bone moved.
     """
 
     bone: str
     transform: RigidTransform
+    centre: np.ndarray
     residual_rms_mm: float
     overlap_fraction: float
     n_pairs: int
     iterations: int
 
+    @property
+    def centre_shift_mm(self) -> np.ndarray:
+        """How far the bone's centre moves from the follow-up onto the baseline (independent of the LPS origin)."""
+        return self.transform.apply(self.centre[None])[0] - self.centre
+
     def to_dict(self) -> dict:
         return {
             **self.transform.to_dict(),
             "direction": "follow-up to baseline",
+            "centre_shift_mm": [round(float(v), 4) for v in self.centre_shift_mm],
             "residual_rms_mm": round(self.residual_rms_mm, 4),
             "overlap_fraction": round(self.overlap_fraction, 4),
             "n_pairs": self.n_pairs,
@@ -143,11 +151,14 @@ def register_bone(
     problem = _Problem(
         source[pick], source_normals[pick], target, target_normals, cKDTree(target), baseline_grid, options
     )
-    fits = [problem.fit(start) for start in _starts(problem.source, problem.target, all_starts=False)]
-    if fits[0][1] > options.good_fit_mm:
-        fits += [problem.fit(start) for start in _starts(problem.source, problem.target, all_starts=True)[1:]]
+    unrotated, *others = _starts(problem.source, problem.target)
+    fits = [problem.fit(unrotated)]
+    if fits[0][1] > options.good_fit_mm:  # a poor fit: maybe scanned another way round; refine the best other start
+        coarse = [problem.refine(start, options.coarse_iterations, point_to_plane=False)[0] for start in others]
+        fits.append(problem.fit(min(coarse, key=lambda transform: problem.residual(transform)[0])))
     transform, rms, used, iterations = _choose(fits, options.prefer_unrotated)
-    return BoneRegistration(followup.name, transform, rms, used / len(problem.source), used, iterations)
+    centre = problem.source.mean(0)
+    return BoneRegistration(followup.name, transform, centre, rms, used / len(problem.source), used, iterations)
 
 
 def _inside_field(surface: Surface, grid: Volume | None, margin_mm: float) -> tuple[np.ndarray, np.ndarray]:
@@ -166,12 +177,10 @@ def _in_field(grid: Volume, points: np.ndarray, margin_mm: float) -> np.ndarray:
     return np.all((ijk >= margin) & (ijk <= upper), axis=1)
 
 
-def _starts(source: np.ndarray, target: np.ndarray, *, all_starts: bool) -> list[RigidTransform]:
-    """Rotation-free centroid match first, then (``all_starts``) the four proper principal-axis alignments."""
+def _starts(source: np.ndarray, target: np.ndarray) -> list[RigidTransform]:
+    """Rotation-free centroid match first, then the four proper principal-axis alignments."""
     cs, ct = source.mean(0), target.mean(0)
     starts = [RigidTransform(np.eye(3), ct - cs)]
-    if not all_starts:
-        return starts
     _, us = np.linalg.eigh(np.cov((source - cs).T))
     _, ut = np.linalg.eigh(np.cov((target - ct).T))
     for signs in ((1, 1, 1), (1, -1, -1), (-1, 1, -1), (-1, -1, 1)):

@@ -7,6 +7,7 @@ measure the follow-up's cartilage along the baseline's rays (``transfer``); summ
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ import numpy as np
 from .. import labels as L
 from ..config import AnalysisConfig
 from ..errors import InvalidInputError
+from ..morphometry.mesh import Surface
 from ..progress import ProgressFn, StageTimer, no_progress, scaled
 from ..report.provenance import build_provenance
 from .change import KneeChange, RegionChange, VolumeChange
@@ -69,7 +71,7 @@ def compare(
     baseline: VisitInput,
     followup: VisitInput,
     *,
-    engine: Engine | None = None,
+    engine: Engine | Callable[[bool], Engine] | None = None,
     label_scheme: str = "auto",
     config: AnalysisConfig | None = None,
     options: CompareOptions | None = None,
@@ -80,8 +82,8 @@ def compare(
     Args:
         baseline, followup: each a KneeAnalysis, an analysis output folder or its results zip, a label map or an MRI
             (file, DICOM folder or zip; segmented first), or a label-map Volume.
-        engine: the engine that analyses label maps and MRIs (default: ``Engine()`` for label maps, the best model
-            available here without downloading for MRIs).
+        engine: the engine that analyses label maps and MRIs, or engine(segment) -> Engine, made on first need
+            (default: ``Engine()`` for label maps, the best model available here without downloading for MRIs).
         label_scheme: the scheme of label maps given as files.
         config: analysis parameters for visits analysed here.
         options: threshold, colour range, registration (CompareOptions()).
@@ -116,8 +118,10 @@ def compare(
         raise InvalidInputError("The two visits have no bone in common (femur, tibia or patella): nothing to compare.")
     warnings += [f"The {b} is missing in one visit: its cartilage is not compared." for b in L.BONES if b not in bones]
     with timer.stage("registration", 0.7, "Registering the bones"):
-        registrations = {bone: _register(base, fu, bone, options) for bone in bones}
-        check_same_knee(registrations, residual_limit(base, fu, options))
+        registrations: dict[str, BoneRegistration] = {}
+        for bone in bones:  # refused at the first bone that disagrees
+            registrations[bone] = _register(base, fu, bone, options)
+            check_same_knee(registrations[bone], residual_limit(base, fu, options))
     with timer.stage("transfer", 0.85, "Measuring the follow-up along the baseline's normals"):
         transferred = {bone: _transfer(base, fu, bone, registrations[bone], options) for bone in bones}
     if base.config != fu.config:
@@ -144,17 +148,20 @@ def compare(
 class _Engines:
     """The engine to analyse with: the caller's, else one made on first need (with a model only for MRIs)."""
 
-    def __init__(self, engine: Engine | None):
+    def __init__(self, engine: Engine | Callable[[bool], Engine] | None):
         self._given = engine
         self._made: dict[bool, Engine] = {}
 
     def get(self, segment: bool) -> Engine:
-        if self._given is not None:
+        from ..engine import Engine
+
+        if isinstance(self._given, Engine):
             return self._given
         if segment not in self._made:
-            from ..engine import Engine
-
-            self._made[segment] = Engine.for_app() if segment else Engine()
+            if self._given is not None:
+                self._made[segment] = self._given(segment)
+            else:
+                self._made[segment] = Engine.for_app() if segment else Engine()
         return self._made[segment]
 
 
@@ -178,21 +185,20 @@ def residual_limit(base: Visit, fu: Visit, options: CompareOptions) -> float:
     return max(MIN_RESIDUAL_LIMIT_MM, RESIDUAL_LIMIT_VOXELS * voxel)
 
 
-def check_same_knee(registrations: dict[str, BoneRegistration], limit_mm: float) -> None:
-    """Refuse bones whose shapes disagree after the best rigid fit (two different knees)."""
-    for bone, reg in registrations.items():
-        if reg.residual_rms_mm > limit_mm:
-            raise DifferentKneesError(
-                f"The {bone} shapes of the two visits disagree: after the best rigid fit they lie "
-                f"{reg.residual_rms_mm:.2f} mm apart (RMS), where one knee scanned twice agrees within {limit_mm:.2f} "
-                "mm. These look like two different knees; compare two visits of the same knee."
-            )
-        if reg.overlap_fraction < MIN_OVERLAP:
-            raise DifferentKneesError(
-                f"Only {reg.overlap_fraction:.0%} of the follow-up {bone} surface matches the baseline's after the "
-                "best rigid fit: two different knees, or scans that hardly overlap. Compare two visits of the same "
-                "knee with the joint in both fields of view."
-            )
+def check_same_knee(reg: BoneRegistration, limit_mm: float) -> None:
+    """Refuse a bone whose shapes disagree after the best rigid fit (two different knees)."""
+    if reg.residual_rms_mm > limit_mm:
+        raise DifferentKneesError(
+            f"The {reg.bone} shapes of the two visits disagree: after the best rigid fit they lie "
+            f"{reg.residual_rms_mm:.2f} mm apart (RMS), where one knee scanned twice agrees within {limit_mm:.2f} "
+            "mm. These look like two different knees; compare two visits of the same knee."
+        )
+    if reg.overlap_fraction < MIN_OVERLAP:
+        raise DifferentKneesError(
+            f"Only {reg.overlap_fraction:.0%} of the follow-up {reg.bone} surface matches the baseline's after the "
+            "best rigid fit: two different knees, or scans that hardly overlap. Compare two visits of the same "
+            "knee with the joint in both fields of view."
+        )
 
 
 def _register(base: Visit, fu: Visit, bone: str, options: CompareOptions) -> BoneRegistration:
@@ -238,7 +244,13 @@ def colour_range(transferred, threshold_mm: float) -> float:
     return float(max(2 * threshold_mm, np.ceil(top / 0.25) * 0.25, 0.25))
 
 
-def _change_surface(base: Visit, bone: str, t: TransferredThickness):
-    return base.bones[bone].with_point_data(
-        thickness_change_mm=t.change_mm, baseline_mm=t.baseline_mm, followup_mm=t.followup_mm
-    )
+def _change_surface(base: Visit, bone: str, t: TransferredThickness) -> Surface:
+    """The baseline bone with the comparison's arrays only (its region: where the comparison measured)."""
+    surface = base.bones[bone]
+    arrays = {
+        "thickness_change_mm": t.change_mm,
+        "baseline_mm": t.baseline_mm,
+        "followup_mm": t.followup_mm,
+        "region": t.region,
+    }
+    return Surface(bone, surface.points, surface.faces, arrays)

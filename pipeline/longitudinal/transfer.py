@@ -1,15 +1,20 @@
-"""Follow-up cartilage thickness on the baseline's bone vertices, by measuring it along the baseline's own rays.
+"""Both visits' cartilage thickness on the baseline's bone vertices, measured along the same rays.
 
-Each baseline vertex and its normal are carried into the follow-up scan by the bone's registration, and the
-follow-up's cartilage is measured along that ray with the same code and parameters as any thickness
-(``morphometry.thickness.measure_thickness``). Both visits are therefore read along the same line through the same
-anatomy: exact correspondence, no nearest-point matching between two surfaces, and a rigidly moved copy of a knee
-gives back exactly its own thickness. Regions are the baseline's (each vertex keeps its baseline region), so both
-visits share one set of region boundaries.
+Each baseline vertex gets one ray; the bone's registration carries it into the follow-up scan, and both scans are
+measured along it with the same code and parameters as any thickness (``morphometry.thickness.measure_thickness``).
+Both visits are read along the same line through the same anatomy: exact correspondence, no nearest-point matching
+between two surfaces, and a rigidly moved copy of a knee gives back exactly its own thickness. Each vertex keeps the
+baseline's region, so both visits share one set of region boundaries.
+
+The rays are not quite the baseline analysis's: their directions are averaged over about 1.5 mm of surface and each
+starts a voxel's width off its vertex, in a fixed pseudo-random direction. A scan's own vertices and normals follow
+its voxel staircase (which the bone shares with the cartilage it touches), so its own rays read its cartilage
+differently from how they read any other scan; smoothed, shifted rays read both scans alike (bench/RESULTS.md gives
+the errors either way).
 
 A baseline-measured vertex whose follow-up ray finds nothing has either lost its cartilage (denuded: 0 mm, a full
 loss, as bone-referenced methods count it) or lies at the plate's rim, where a slightly different segmentation
-edge decides whether a ray crosses cartilage at all: rim vertices (within ``rim_mm`` of an unmeasured baseline
+edge decides whether a ray crosses cartilage at all: rim vertices (within ``RIM_MM`` of an unmeasured baseline
 vertex) are left out instead of counting as a loss.
 """
 
@@ -27,8 +32,10 @@ from .registration import RigidTransform
 
 #: Baseline vertices closer than this to an unmeasured one sit on the cartilage plate's rim.
 RIM_MM = 2.0
-#: Gaussian width (mm) over which the rays' directions are averaged (see smoothed_normals).
+#: Width (mm) over which the rays' directions are averaged (see smoothed_normals).
 RAY_SMOOTHING_MM = 1.5
+#: Rays are measured at vertices the baseline analysis found cartilage at and within this distance of them.
+CANDIDATE_MM = 3.0
 
 
 @dataclass(frozen=True)
@@ -79,25 +86,26 @@ def transfer_thickness(
         ray_smoothing_mm: width over which the rays' directions are averaged.
         jitter_mm: each ray starts this far off its vertex, across the ray (see _jitter).
     """
+    n = baseline.n_points
     directions = smoothed_normals(baseline, ray_smoothing_mm)
-    origins = baseline.points + _jitter(directions, jitter_mm)
-    own = measure_thickness(
-        _points(baseline.name, origins), baseline_labels, cartilage_values, baseline_regions, config, normals=directions
-    )
-    region = own.region
-    measured = region > 0
-    baseline_mm = np.where(measured, own.thickness_mm, np.nan)
-    followup_mm = np.full(baseline.n_points, np.nan)
-    denuded = np.zeros(baseline.n_points, dtype=bool)
-    follow = _Rays(origins, directions, to_followup, followup_labels, cartilage_values)
-    chosen = np.flatnonzero(measured)
-    hits = follow.measure(chosen, config)
+    rays = _Rays(baseline.points + _jitter(directions, jitter_mm), directions)
+    candidates = _near_cartilage(baseline)
+    own = rays.measure(candidates, baseline_labels, cartilage_values, baseline_regions, config)
+    region = np.zeros(n, dtype=np.uint8)
+    region[candidates] = own.region
+    baseline_mm = np.full(n, np.nan)
+    baseline_mm[candidates] = np.where(own.region > 0, own.thickness_mm, np.nan)
+    followup_mm = np.full(n, np.nan)
+    denuded = np.zeros(n, dtype=bool)
+    moved, chosen = rays.moved(to_followup), np.flatnonzero(region > 0)
+    hits = moved.measure(chosen, followup_labels, cartilage_values, followup_labels.array, config)
     followup_mm[chosen] = np.where(hits.region > 0, hits.thickness_mm, np.nan)
     missing = chosen[hits.region == 0]
     if missing.size:
         # Without the edge rule, a ray that still finds no cartilage run near the bone crosses none at all.
-        loose = follow.measure(missing, config.with_changes(min_exit_cos=0.0))
-        bare = missing[(loose.region == 0) & ~_near_rim(baseline.points, measured)[missing]]
+        loose_config = config.with_changes(min_exit_cos=0.0)
+        loose = moved.measure(missing, followup_labels, cartilage_values, followup_labels.array, loose_config)
+        bare = missing[(loose.region == 0) & ~_near_rim(baseline.points, region > 0)[missing]]
         denuded[bare] = True
         followup_mm[bare] = 0.0
     return TransferredThickness(baseline_mm, followup_mm, region, denuded, baseline.vertex_areas())
@@ -105,25 +113,31 @@ def transfer_thickness(
 
 @dataclass(frozen=True)
 class _Rays:
-    """The baseline's rays carried into the follow-up scan, measured there for any subset of vertices."""
+    """One ray per baseline vertex (origin and unit direction, LPS mm), measurable in either scan."""
 
     origins: np.ndarray
     directions: np.ndarray
-    to_followup: RigidTransform
-    labels: Volume
-    cartilage_values: tuple[int, ...]
 
-    def measure(self, vertices: np.ndarray, config: AnalysisConfig):
-        rays = _points("rays", self.to_followup.apply(self.origins[vertices]))
-        directions = self.directions[vertices] @ self.to_followup.rotation.T
-        return measure_thickness(
-            rays, self.labels, self.cartilage_values, self.labels.array, config, normals=directions
-        )
+    def moved(self, transform: RigidTransform) -> _Rays:
+        return _Rays(transform.apply(self.origins), self.directions @ transform.rotation.T)
+
+    def measure(self, vertices: np.ndarray, labels: Volume, values: tuple[int, ...], regions, config: AnalysisConfig):
+        # measure_thickness needs no faces when the directions are given: a face-less surface of the ray origins.
+        origins = Surface("rays", self.origins[vertices], np.zeros((0, 3), dtype=np.int64))
+        return measure_thickness(origins, labels, values, regions, config, normals=self.directions[vertices])
 
 
-def _points(name: str, points: np.ndarray) -> Surface:
-    """Ray origins as a face-less surface (measure_thickness needs no faces when the directions are given)."""
-    return Surface(name, points, np.zeros((0, 3), dtype=np.int64))
+def _near_cartilage(surface: Surface) -> np.ndarray:
+    """Vertices the analysis measured cartilage at, and those within CANDIDATE_MM of one (all without that record)."""
+    from scipy.spatial import cKDTree
+
+    if "region" not in surface.point_data:
+        return np.arange(surface.n_points)
+    measured = np.asarray(surface.point_data["region"]) > 0
+    if not measured.any():
+        return np.flatnonzero(measured)
+    distance, _ = cKDTree(surface.points[measured]).query(surface.points, distance_upper_bound=CANDIDATE_MM)
+    return np.flatnonzero(np.isfinite(distance))
 
 
 def _jitter(directions: np.ndarray, radius_mm: float) -> np.ndarray:

@@ -34,6 +34,7 @@ VisitInput = Any  # KneeAnalysis, a path (folder, zip, label map, MRI) or a Volu
 #: A volume with at most this many distinct whole-number values is a label map; an MRI has thousands.
 MAX_LABEL_VALUES = 64
 RESULTS_FILES = ("results.json", "labels.nrrd")
+GENERIC_STEMS = ("labels", "image", "subregions")
 
 
 @dataclass(frozen=True)
@@ -220,10 +221,10 @@ def _is_results_zip(path: Path) -> bool:
 
 def _analysed(item, path: Path | None, engine, label_scheme, config, progress) -> Visit:
     """Analyse a label map or an MRI through the engine."""
-    from ..io import file_stem, load_image
+    from ..io import load_image
 
     volume = load_image(path) if path is not None else item
-    case_id = file_stem(path) if path is not None else str(volume.meta.get("name") or "knee")
+    case_id = _case_id(path) if path is not None else str(volume.meta.get("name") or "knee")
     name = path.name if path is not None else None
     if is_label_map(volume):
         analysis = engine(False).analyze(
@@ -232,6 +233,14 @@ def _analysed(item, path: Path | None, engine, label_scheme, config, progress) -
         return visit_from_analysis(analysis, source="label map", name=name)
     analysis = engine(True).analyze(volume, config=config, case_id=case_id, t2=False, progress=progress)
     return visit_from_analysis(analysis, source="MRI", name=name)
+
+
+def _case_id(path: Path) -> str:
+    """The file's stem, or its folder's name for the generic names KneeScope writes (labels.nrrd, image.nrrd)."""
+    from ..io import file_stem
+
+    stem = file_stem(path)
+    return (path.resolve().parent.name or stem) if stem in GENERIC_STEMS else stem
 
 
 def is_label_map(volume: Volume) -> bool:
