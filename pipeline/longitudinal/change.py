@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import labels as L
 from ..morphometry.mesh import Surface
-from ..morphometry.summary import weighted_quantiles
+from ..morphometry.summary import ThicknessStats, weighted_quantiles
 from .registration import BoneRegistration
 from .transfer import TransferredThickness
 from .visits import Visit
@@ -34,14 +34,13 @@ class ChangeStats:
 
     @classmethod
     def from_values(cls, values: np.ndarray, weights: np.ndarray) -> ChangeStats | None:
-        keep = np.isfinite(values) & (weights > 0)
-        values, weights = values[keep], weights[keep]
-        if values.size == 0:
+        """The thickness statistics (same weighting), with the 5th percentile added."""
+        stats = ThicknessStats.from_values(values, weights)
+        if stats is None:
             return None
-        mean = float(np.average(values, weights=weights))
-        std = float(np.sqrt(np.average((values - mean) ** 2, weights=weights)))
-        p05, median, p95 = weighted_quantiles(values, weights, (0.05, 0.5, 0.95))
-        return cls(mean, median, std, p05, p95, int(values.size))
+        keep = np.isfinite(values) & (weights > 0)
+        (p05,) = weighted_quantiles(values[keep], weights[keep], (0.05,))
+        return cls(stats.mean, stats.median, stats.std, p05, stats.p95, stats.n_vertices)
 
     def to_dict(self) -> dict:
         stats = {key: round(getattr(self, key), 4) for key in ("mean", "median", "std", "p05", "p95")}

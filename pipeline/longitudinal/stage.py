@@ -96,22 +96,12 @@ def compare(
     report = progress or no_progress
     timer = StageTimer(report)
     engines = _Engines(engine)
-    with timer.stage("baseline", 0.0, "Reading the baseline"):
-        base = load_visit(
-            baseline,
-            engine=engines.get,
-            label_scheme=label_scheme,
-            config=config,
-            progress=scaled(report, 0.0, 0.35, "Baseline: "),
-        )
-    with timer.stage("followup", 0.35, "Reading the follow-up"):
-        fu = load_visit(
-            followup,
-            engine=engines.get,
-            label_scheme=label_scheme,
-            config=config,
-            progress=scaled(report, 0.35, 0.7, "Follow-up: "),
-        )
+    visits = []
+    for role, item, start in (("baseline", baseline, 0.0), ("follow-up", followup, 0.35)):
+        with timer.stage(role, start, f"Reading the {role}"):
+            read = scaled(report, start, start + 0.35, f"{role.capitalize()}: ")
+            visits.append(load_visit(item, engine=engines.get, label_scheme=label_scheme, config=config, progress=read))
+    base, fu = visits
     warnings = check_same_side(base, fu)
     bones = [bone for bone in L.BONES if bone in base.bones and bone in fu.bones]
     if not bones:
