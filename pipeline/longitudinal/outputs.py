@@ -44,7 +44,7 @@ def write_change(change: KneeChange, out_dir: Path, *, analyses: bool = True, ma
         vmin_mm=-change.colour_range_mm,
         vmax_mm=change.colour_range_mm,
         cmap="RdBu_r",
-        label="Thickness change, follow-up − baseline (mm)",
+        label="Thickness change (mm), blue = thinner",
     )
     if analyses:
         for role, visit in (("baseline", change.baseline), ("followup", change.followup)):

@@ -162,8 +162,7 @@ def smoothed_normals(surface: Surface, width_mm: float) -> np.ndarray:
 
     A voxelised surface's normals wobble from step to step of its staircase, and the bone's staircase is the one its
     cartilage boundary shares: rays along them suit that scan's voxels, not the other visit's. Averaged rays suit
-    neither, so both visits are read alike (bench/RESULTS.md: the tibial error of a resampled pair drops from about
-    0.025 to below 0.01 mm).
+    neither, so both visits are read alike (bench/RESULTS.md, "rays": it matters most for coarse voxels).
     """
     from scipy import sparse
 
