@@ -75,7 +75,7 @@ def test_registration_recovers_the_motion(side):
     truth = np.linalg.inv(visit.motion)  # registration maps the follow-up onto the baseline
     for bone, reg in change.registrations.items():
         error = reg.transform.rotation @ truth[:3, :3].T
-        assert np.degrees(np.arccos(np.clip((np.trace(error) - 1) / 2, -1, 1))) < 0.05, bone
+        assert np.degrees(np.arccos(np.clip((np.trace(error) - 1) / 2, -1, 1))) < 0.1, bone  # 0.035 mm at 2 cm
         assert reg.residual_rms_mm < 0.1 and reg.overlap_fraction > 0.8, bone
     points = change.followup.bones["tibia"].points
     expected = points @ truth[:3, :3].T + truth[:3, 3]

@@ -102,7 +102,8 @@ def compare(
             read = scaled(report, start, start + 0.35, f"{role.capitalize()}: ")
             visits.append(load_visit(item, engine=engines.get, label_scheme=label_scheme, config=config, progress=read))
     base, fu = visits
-    warnings = check_same_side(base, fu)
+    warnings = [f"{role}: {w}" for role, v in (("Baseline", base), ("Follow-up", fu)) for w in v.warnings]
+    warnings += check_same_side(base, fu)
     bones = [bone for bone in L.BONES if bone in base.bones and bone in fu.bones]
     if not bones:
         raise InvalidInputError("The two visits have no bone in common (femur, tibia or patella): nothing to compare.")

@@ -50,6 +50,7 @@ class Visit:
         config: the analysis parameters it was measured with.
         inputs: the analysis's input record (file names, checksums, geometry).
         analysis: the full analysis when it was made (or given) in memory, so it can be written with the comparison.
+        warnings: the analysis's QC warnings (a demo-model segmentation says so here).
     """
 
     case_id: str
@@ -64,6 +65,7 @@ class Visit:
     inputs: dict
     analysis: KneeAnalysis | None = None
     results_sha256: str | None = None
+    warnings: tuple[str, ...] = ()
 
     @property
     def analysed_here(self) -> bool:
@@ -94,6 +96,7 @@ def visit_from_analysis(analysis: KneeAnalysis, *, source: str = "analysis", nam
         config=analysis.config,
         inputs=analysis.inputs,
         analysis=analysis,
+        warnings=analysis.warnings,
     )
 
 
@@ -128,6 +131,7 @@ def read_analysis_folder(folder: Path, *, source: str = "analysis folder", name:
         config=_config_from(folder / "provenance.json"),
         inputs=results.get("input") or {},
         results_sha256=hashlib.sha256(raw).hexdigest(),
+        warnings=tuple((results.get("qc") or {}).get("warnings") or ()),
     )
 
 
