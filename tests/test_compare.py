@@ -58,7 +58,7 @@ def errors(change, truth) -> dict[str, tuple[float, float]]:
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_known_changes_recovered(side):
     visit, change = pair(side)
-    assert change.warnings == ()
+    assert not [w for w in change.warnings if not w.startswith(("Baseline: ", "Follow-up: "))]  # none of its own
     for region, (mean_error, median_error) in errors(change, visit.changes_mm).items():
         limit = 0.05 if visit.changes_mm[region] else 0.03  # changed regions; unchanged ones must stay put
         assert abs(mean_error) <= limit and abs(median_error) <= limit, (region, mean_error, median_error)

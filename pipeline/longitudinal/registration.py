@@ -79,7 +79,7 @@ class RegistrationOptions:
     min_normal_cos: float = 0.5  # pairs whose surface normals differ by more than 60 degrees are not pairs
     fov_margin_mm: float = 3.0  # vertices this close to a field-of-view edge belong to the artificial closing cap
     coarse_iterations: int = 15
-    max_iterations: int = 80
+    max_iterations: int = 50
     tolerance_mm: float = 1e-5  # stop when an update moves no point by more than this
     good_fit_mm: float = 0.5  # a rotation-free fit this close needs no other start
     prefer_unrotated: float = 1.25  # the rotation-free fit wins unless another's residual is this much smaller
