@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 from .. import labels as L
 from ..report.meshes import diverging_colours, write_colorbar_png, write_glb, write_vtk
 from ..report.outputs import _write_csv, _write_json, _zip
-from ..report.table import _cell
 from .change import ORDERED_REGIONS
 
 if TYPE_CHECKING:
@@ -89,3 +88,8 @@ def change_csv_row(change: KneeChange) -> dict[str, object]:
         row[f"{name}_volume_percent_change"] = _cell(volume.percent_change)
     row["n_qc_warnings"] = len(change.warnings)
     return row
+
+
+def _cell(value: float | None) -> object:
+    """A CSV cell: the value rounded to 4 decimals, empty when missing or not finite."""
+    return "" if value is None or not math.isfinite(value) else round(float(value), 4)
