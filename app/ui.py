@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from . import display, handlers, views
+from . import compare, display, handlers, views
 from .display import LAYER_CARTILAGE, LAYER_MENISCI, LAYER_SHAPE
 from .handlers import OUTPUT_NAMES, PageOptions, Services
 from .settings import AppSettings
@@ -48,6 +48,7 @@ def build_demo(services: Services, settings: AppSettings) -> gr.Blocks:
         results.job_token = gr.State(None)
         _wire_jobs(services, inputs, results)
         _wire_views(services, inputs, results)
+        _compare_tab(services)
     return demo
 
 
@@ -244,6 +245,76 @@ def _wire_views(services: Services, c: SimpleNamespace, r: SimpleNamespace) -> N
             concurrency_limit=None,
             api_name="layers" if control is r.layers else False,
         )
+
+
+def _compare_tab(services: Services) -> None:
+    """The "Compare two visits" tab: two uploads (results zips, MRIs or label maps) -> change map, table, files."""
+    with gr.Tab("Compare two visits"):
+        gr.Markdown(
+            "Cartilage thickness change between two visits of the **same knee**: follow-up minus baseline, on the "
+            "baseline's bone surface and regions. Upload each visit as the results zip of an earlier analysis, an MRI "
+            "or a label map."
+        )
+        with gr.Row():
+            baseline = gr.File(label="Baseline", file_types=FILE_TYPES, type="filepath", elem_id="baseline-input")
+            followup = gr.File(label="Follow-up", file_types=FILE_TYPES, type="filepath", elem_id="followup-input")
+        with gr.Row():
+            scheme = gr.Radio(["auto", "native", "canonical"], value="auto", label="Label scheme (label maps)")
+            threshold = gr.Number(0.2, minimum=0, step=0.05, label="Thinned / thickened beyond (mm)")
+        with gr.Row():
+            run = gr.Button("Compare", variant="primary", elem_id="compare-btn")
+            cancel = gr.Button("Cancel", variant="stop", elem_id="compare-cancel-btn")
+            example = gr.Button("Compare the example visits", size="sm", elem_id="compare-example-btn")
+        status = gr.Markdown("Upload both visits to start.", elem_id="compare-status")
+        token = gr.State(None)
+        with gr.Row():
+            with gr.Column(scale=3):
+                model3d = gr.Model3D(
+                    label="Thickness change on the baseline bones (blue thinner, red thicker)",
+                    elem_id="change-model3d",
+                    clear_color=(1.0, 1.0, 1.0, 1.0),
+                    height=460,
+                )
+            with gr.Column(scale=1):
+                colorbar = gr.Image(type="filepath", height=90, show_label=False)
+                notes = gr.Markdown(elem_id="compare-notes")
+        table = gr.Dataframe(
+            headers=compare.CHANGE_HEADERS, label="Regional change", interactive=False, elem_id="change-table"
+        )
+        downloads = gr.File(label="Comparison results", file_count="multiple", interactive=False)
+    c = SimpleNamespace(baseline=baseline, followup=followup, scheme=scheme, threshold=threshold, run=run)
+    c.cancel, c.example, c.token, c.model3d = cancel, example, token, model3d
+    _wire_compare(services, c, [status, token, table, notes, colorbar, downloads])
+
+
+def _wire_compare(services: Services, c: SimpleNamespace, outputs: list) -> None:
+    """Compare and example buttons in the analyses' queue lane, then the 3-D map as its own event; Cancel."""
+    lane = {"concurrency_id": "gpu", "concurrency_limit": 1}
+
+    def run_job(base, follow, chosen_scheme, mm, request: gr.Request, progress=gr.Progress()):
+        return compare.run_compare(services, base, follow, chosen_scheme, mm, _session(request), progress)
+
+    def example_job(mm, request: gr.Request, progress=gr.Progress()):
+        return compare.run_example(services, mm, _session(request), progress)
+
+    events = [
+        c.run.click(run_job, [c.baseline, c.followup, c.scheme, c.threshold], outputs, api_name="compare", **lane),
+        c.example.click(example_job, [c.threshold], outputs, api_name="compare_example", **lane),
+    ]
+    for event in events:
+        event.success(
+            partial(compare.show_change_3d, services),
+            c.token,
+            c.model3d,
+            api_name=False,
+            concurrency_limit=None,
+            show_progress="hidden",
+        )
+
+    def cancel_job(request: gr.Request):
+        return handlers.cancel(services, _session(request))
+
+    c.cancel.click(cancel_job, None, outputs[0], api_name="compare_cancel", concurrency_limit=None, cancels=events)
 
 
 def _session(request: gr.Request | None) -> str | None:

@@ -33,6 +33,7 @@ from .volume import Volume
 _LAZY = {
     "Engine": ("engine", "Engine"),
     "analyze_labels": ("engine", "analyze_labels"),
+    "compare": ("longitudinal", "compare"),
     "KneeAnalysis": ("report.results", "KneeAnalysis"),
     "load_image": ("io", "load_image"),
     "load_label_map": ("io", "load_label_map"),
@@ -68,6 +69,7 @@ __all__ = [
     "Volume",
     "WeightsUnavailableError",
     "analyze_labels",
+    "compare",
     "load_image",
     "load_label_map",
     "make_phantom",

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 @pytest.mark.notebook
@@ -23,5 +24,7 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
             assert not cell.get("outputs"), f"{path.name}: outputs not stripped"
     # ipykernel's built-in "python3" kernel starts `python` from PATH: make that this interpreter.
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    # ... and `import pipeline` this checkout's code (the shared venv's editable install may point elsewhere).
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
     client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
     client.execute()

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from ..errors import KneePipelineError
-from . import analyze, batch, synth, weights
+from . import analyze, batch, compare, synth, weights
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     analyze.add_parser(sub)
     batch.add_parser(sub)
+    compare.add_parser(sub)
     synth.add_parsers(sub)
     weights.add_parser(sub)
     doctor = sub.add_parser("doctor", help="check this host: Python, packages, GPU, weights, disk, Caddy")

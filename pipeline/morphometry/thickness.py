@@ -43,7 +43,13 @@ class ThicknessMap:
 
 
 def measure_thickness(
-    bone: Surface, labels: Volume, cartilage_values: tuple[int, ...], regions: np.ndarray, config: AnalysisConfig
+    bone: Surface,
+    labels: Volume,
+    cartilage_values: tuple[int, ...],
+    regions: np.ndarray,
+    config: AnalysisConfig,
+    *,
+    normals: np.ndarray | None = None,
 ) -> ThicknessMap:
     """Thickness of the cartilage labelled ``cartilage_values`` on the ``bone`` surface.
 
@@ -53,6 +59,8 @@ def measure_thickness(
         cartilage_values: label values of this bone's cartilage.
         regions: region id per voxel (numpy order, same grid), used to tag each vertex.
         config: ray lengths, step, smoothing and gap tolerance.
+        normals: (N, 3) unit ray directions (default the bone's vertex normals; a two-visit comparison reads both
+            visits along the same smoothed directions).
     """
     from scipy import ndimage
     from scipy.spatial import cKDTree
@@ -77,7 +85,7 @@ def measure_thickness(
         crop = ndimage.gaussian_filter(crop, sigma)
 
     steps = np.arange(-config.ray_inside_mm, config.ray_outside_mm + config.ray_step_mm / 2, config.ray_step_mm)
-    normals = bone.vertex_normals()
+    normals = bone.vertex_normals() if normals is None else np.asarray(normals, float)
     to_index = np.linalg.inv(labels.affine)
     # physical -> cropped numpy (k, j, i) coordinates, as one affine map
     to_crop = np.zeros((3, 4))

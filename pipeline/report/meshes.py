@@ -26,6 +26,13 @@ def scalar_colours(values: np.ndarray, measured: np.ndarray, vmax: float, *, cma
     return rgba
 
 
+def diverging_colours(values: np.ndarray, measured: np.ndarray, vmax: float, *, cmap: str = "RdBu_r") -> np.ndarray:
+    """RGBA uint8 per vertex on a diverging map centred on zero over [-vmax, vmax] (blue < 0 < red, white at 0),
+    bone colour where not measured (a change map)."""
+    shifted = np.nan_to_num(np.asarray(values, float)) + vmax
+    return scalar_colours(shifted, np.asarray(measured, bool) & np.isfinite(values), 2 * vmax, cmap=cmap)
+
+
 def write_vtk(surface: Surface, path: Path) -> Path:
     """Legacy VTK (binary) with every point array; geometry in LPS mm."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,9 +96,14 @@ def knee_glb_layers(
 
 
 def write_colorbar_png(
-    path: Path, *, vmax_mm: float, label: str = "Cartilage thickness (mm)", cmap: str = "viridis"
+    path: Path,
+    *,
+    vmax_mm: float,
+    label: str = "Cartilage thickness (mm)",
+    cmap: str = "viridis",
+    vmin_mm: float = 0.0,
 ) -> Path:
-    """A horizontal colour bar matching scalar_colours, for the UI and reports."""
+    """A horizontal colour bar matching scalar_colours (or diverging_colours, with vmin_mm=-vmax_mm)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -100,7 +112,9 @@ def write_colorbar_png(
 
     fig, ax = plt.subplots(figsize=(4.0, 0.6), dpi=150)
     fig.subplots_adjust(bottom=0.55, top=0.95, left=0.05, right=0.95)
-    fig.colorbar(cm.ScalarMappable(colors.Normalize(0, vmax_mm), cmap), cax=ax, orientation="horizontal", label=label)
+    fig.colorbar(
+        cm.ScalarMappable(colors.Normalize(vmin_mm, vmax_mm), cmap), cax=ax, orientation="horizontal", label=label
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)

@@ -10,7 +10,8 @@ with any spacing, orientation or laterality:
 - trochlea: the condyles joined in front (anterior-inferior) by a cylinder of the same radius around the line
   through their centres, with a cylindrical shell of exactly ``femoral_mm``, so the femoral cartilage is one piece
   as in a real knee (see ``_trochlea``);
-- tibial cartilage: flat slabs of exactly ``tibial_mm`` on a flat plateau;
+- tibial cartilage: flat slabs of exactly ``tibial_mm`` on a flat plateau (``medial_tibial_mm`` and
+  ``lateral_tibial_mm``, when given, set each compartment on its own);
 - patellar cartilage: a flat slab of exactly ``patellar_mm`` on the patella's flat posterior face;
 - menisci: C-shaped wedges around each plateau.
 
@@ -54,6 +55,8 @@ class PhantomSpec:
     femoral_mm: float = 2.0
     tibial_mm: float = 2.0
     patellar_mm: float = 2.5
+    medial_tibial_mm: float | None = None  # None: tibial_mm (per compartment for two-visit pairs)
+    lateral_tibial_mm: float | None = None
     spacing: tuple[float, float, float] = (0.36, 0.36, 0.7)
     orientation: str = "sagittal"
     direction: np.ndarray | None = field(default=None, compare=False)
@@ -62,6 +65,13 @@ class PhantomSpec:
     def __post_init__(self) -> None:
         if self.side not in ("left", "right"):
             raise ValueError(f"side must be 'left' or 'right', got {self.side!r}")
+
+    @property
+    def compartment_tibial_mm(self) -> dict[str, float]:
+        """Tibial cartilage thickness (mm) of the medial and the lateral compartment."""
+        medial = self.tibial_mm if self.medial_tibial_mm is None else self.medial_tibial_mm
+        lateral = self.tibial_mm if self.lateral_tibial_mm is None else self.lateral_tibial_mm
+        return {"medial": medial, "lateral": lateral}
 
 
 @dataclass(frozen=True)
@@ -74,16 +84,17 @@ class Phantom:
     @property
     def truth_thickness_mm(self) -> dict[str, float]:
         s = self.spec
+        tibial = s.compartment_tibial_mm
         return {
             "femoral": s.femoral_mm,
-            "medial_tibial": s.tibial_mm,
-            "lateral_tibial": s.tibial_mm,
+            "medial_tibial": tibial["medial"],
+            "lateral_tibial": tibial["lateral"],
             "patellar": s.patellar_mm,
         }
 
 
 def _geometry(spec: PhantomSpec) -> dict[str, float]:
-    zc = spec.tibial_mm + JOINT_GAP + spec.femoral_mm + CONDYLE_RADIUS
+    zc = max(spec.compartment_tibial_mm.values()) + JOINT_GAP + spec.femoral_mm + CONDYLE_RADIUS
     return {
         "zc": zc,
         "patella_z": zc + 14.0,
@@ -139,9 +150,13 @@ def _label_knee_frame(q: np.ndarray, spec: PhantomSpec) -> np.ndarray:
     put(patella, L.PATELLA)
 
     put(condyle_cart, L.FEMORAL_CARTILAGE)
-    for cx, structure in ((CONDYLE_X, L.MEDIAL_TIBIAL_CARTILAGE), (-CONDYLE_X, L.LATERAL_TIBIAL_CARTILAGE)):
+    tibial_mm = spec.compartment_tibial_mm
+    for cx, structure, side in (
+        (CONDYLE_X, L.MEDIAL_TIBIAL_CARTILAGE, "medial"),
+        (-CONDYLE_X, L.LATERAL_TIBIAL_CARTILAGE, "lateral"),
+    ):
         h, u = heights[cx]
-        put((h > 0) & (h <= spec.tibial_mm) & ((u[0] / 11) ** 2 + (u[1] / 15) ** 2 <= 1), structure)
+        put((h > 0) & (h <= tibial_mm[side]) & ((u[0] / 11) ** 2 + (u[1] / 15) ** 2 <= 1), structure)
     put((pyy > 0) & (pyy <= spec.patellar_mm) & ((px / 13) ** 2 + (pzz / 12) ** 2 <= 1), L.PATELLAR_CARTILAGE)
 
     for cx, structure in ((CONDYLE_X, L.MEDIAL_MENISCUS), (-CONDYLE_X, L.LATERAL_MENISCUS)):
@@ -199,10 +214,18 @@ def make_grid(spec: PhantomSpec) -> Volume:
     return Volume(np.zeros(size[::-1], dtype=np.uint8), spec.spacing, origin, direction, meta={"synthetic": True})
 
 
-def make_phantom(spec: PhantomSpec | None = None, **kwargs) -> Phantom:
-    """Voxelise the phantom knee on the spec's grid (keyword arguments build a PhantomSpec)."""
+def make_phantom(
+    spec: PhantomSpec | None = None, *, grid: Volume | None = None, motion: np.ndarray | None = None, **kwargs
+) -> Phantom:
+    """Voxelise the phantom knee on the spec's grid (keyword arguments build a PhantomSpec).
+
+    Args:
+        grid: voxelise on this grid instead (its array is ignored).
+        motion: 4x4 rigid transform (LPS mm) moving the knee from where the spec puts it (a follow-up visit).
+    """
     spec = spec or PhantomSpec(**kwargs)
-    grid = make_grid(spec)
+    grid = grid if grid is not None else make_grid(spec)
+    to_unmoved = np.eye(4) if motion is None else np.linalg.inv(motion)
     nk, nj, ni = grid.array.shape
     out = np.empty(grid.array.shape, dtype=np.uint8)
     jj, ii = np.meshgrid(np.arange(nj), np.arange(ni), indexing="ij")
@@ -211,7 +234,10 @@ def make_phantom(spec: PhantomSpec | None = None, **kwargs) -> Phantom:
     centre = np.asarray(spec.centre_lps)
     for k in range(nk):  # one slice at a time keeps memory small
         ijk = np.column_stack([ij, np.full(len(ij), k, dtype=float)])
-        q = grid.index_to_physical(ijk) - centre
+        points = grid.index_to_physical(ijk)
+        if motion is not None:  # where this voxel's point was before the knee moved
+            points = points @ to_unmoved[:3, :3].T + to_unmoved[:3, 3]
+        q = points - centre
         q[:, 0] *= mirror
         out[k] = _label_knee_frame(q, spec).reshape(nj, ni)
     meta = {"synthetic": True, "side": spec.side, "scheme": "canonical", "name": f"synthetic_{spec.side}_knee"}

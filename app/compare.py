@@ -1,0 +1,177 @@
+"""Callbacks of the "Compare two visits" tab (layout in ui.py): two uploads -> ``pipeline.compare`` -> the regional
+change table, the 3-D change map, downloads.
+
+Each upload is a results zip of an earlier analysis, an MRI (segmented first) or a label map; the comparison runs in
+the same one-at-a-time queue lane as analyses. The 3-D map is set by its own, non-generator event once the job is
+done (Gradio 6.31's Model3D draws nothing otherwise).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import traceback
+from pathlib import Path
+
+import gradio as gr
+
+from pipeline.errors import KneePipelineError
+
+from .handlers import Services, _delete_inputs
+from .jobs import Job, JobCancelled
+
+logger = logging.getLogger(__name__)
+
+CHANGE_HEADERS = [
+    "Region",
+    "Change (mm)",
+    "Change (%)",
+    "Baseline (mm)",
+    "Follow-up (mm)",
+    "Thinned (mm²)",
+    "Thickened (mm²)",
+    "Vertices",
+]
+DOWNLOADS = ("zip", "change.json", "change.csv", "change.glb")
+#: The example pair: a synthetic right knee and its follow-up (known change, moved in the scanner).
+EXAMPLE_CHANGES = {"medial_tibial": -0.5, "femoral": -0.2}
+EXAMPLE_MOTION = ((4.0, -3.0, 5.0), (5.0, -4.0, 6.0))
+_example_lock = threading.Lock()
+
+
+def run_compare(
+    services: Services,
+    baseline: str | None,
+    followup: str | None,
+    scheme: str,
+    threshold_mm: float | None,
+    session: str | None,
+    progress: gr.Progress,
+) -> tuple:
+    """The Compare button: (status, job token, table, registration notes, colour bar, downloads)."""
+    if not baseline or not followup:
+        raise gr.Error("Upload both visits: the baseline and the follow-up (results zips, MRIs or label maps).")
+    for path in (baseline, followup):
+        if os.path.isfile(path) and os.path.getsize(path) > services.max_upload_mb * 1024 * 1024:
+            _delete_inputs(baseline, followup)
+            raise gr.Error(f"{Path(path).name} is larger than the {services.max_upload_mb} MB upload limit.")
+    try:
+        return _compare(services, baseline, followup, scheme, threshold_mm, session, progress)
+    finally:
+        _delete_inputs(baseline, followup)
+
+
+def run_example(services: Services, threshold_mm: float | None, session: str | None, progress: gr.Progress) -> tuple:
+    """The example button: a synthetic knee and its follow-up, as two label maps."""
+    baseline, followup = example_pair(services.store.root.parent)
+    return _compare(services, str(baseline), str(followup), "canonical", threshold_mm, session, progress)
+
+
+def _compare(services, baseline, followup, scheme, threshold_mm, session, progress) -> tuple:
+    from pipeline.longitudinal import CompareOptions, compare
+
+    job = services.store.create(session)
+    try:
+        options = CompareOptions(threshold_mm=0.2 if threshold_mm is None else float(threshold_mm))
+
+        def report(fraction: float, message: str) -> None:
+            job.check_cancelled()  # Cancel stops the comparison at its next report
+            progress(0.02 + 0.9 * fraction, desc=message)
+
+        change = compare(
+            baseline, followup, engine=services.engine, label_scheme=scheme, options=options, progress=report
+        )
+        progress(0.95, desc="Writing results")
+        files = change.write(job.folder / "compare")
+        return (
+            done_message(change, services.retention_hours),
+            job.token,
+            change_table(change),
+            registration_notes(change),
+            str(files["change_colorbar.png"]),
+            [str(files[name]) for name in DOWNLOADS if name in files],
+        )
+    except JobCancelled:
+        raise gr.Error("Cancelled: the comparison was stopped at your request.") from None
+    except KneePipelineError as exc:
+        raise gr.Error(str(exc)) from None
+    except Exception as exc:  # unknown failure: details to the log, a short message to the page
+        logger.error("comparison %s failed:\n%s", job.token, traceback.format_exc())
+        message = f"Unexpected {type(exc).__name__}; the details are in the server log (job {job.token[:8]})."
+        raise gr.Error(message) from None
+    finally:
+        services.store.finish(session, job)
+
+
+def show_change_3d(services: Services, token: str | None):
+    """The change map's GLB for Model3D (a separate, non-generator event)."""
+    job: Job | None = services.store.get(token)
+    if job is None:
+        return None
+    path = job.folder / "compare" / "change.glb"
+    return str(path) if path.is_file() else None
+
+
+def done_message(change, retention_hours: float) -> str:
+    base, fu = change.baseline, change.followup
+    n = len(change.warnings)
+    notes = "".join(f"\n- {w}" for w in change.warnings)
+    return (
+        f"**Done**: {base.laterality.side} knee, follow-up *{fu.case_id}* minus baseline *{base.case_id}*, "
+        f"{n} QC warning{'s' if n != 1 else ''}. Files are kept for {retention_hours:g} hours.{notes}"
+    )
+
+
+def change_table(change) -> list[list]:
+    rows = []
+    for region, result in change.regions.items():
+        stats = result.thickness_change_mm
+        name = region.replace("_", " ")
+        if stats is None:
+            rows.append([name, None, None, None, None, None, None, 0])
+            continue
+        rows.append(
+            [
+                name,
+                round(stats.mean, 3),
+                None if result.percent_change is None else round(result.percent_change, 1),
+                _round(result.baseline_mean_mm, 3),
+                _round(result.followup_mean_mm, 3),
+                round(result.thinned_area_mm2, 1),
+                round(result.thickened_area_mm2, 1),
+                stats.n_vertices,
+            ]
+        )
+    return rows
+
+
+def registration_notes(change) -> str:
+    lines = [f"Thinned/thickened: change beyond ±{change.threshold_mm:g} mm. Colours: ±{change.colour_range_mm:g} mm."]
+    for bone, reg in change.registrations.items():
+        lines.append(
+            f"- {bone}: moved {reg.transform.angle_deg:.1f}°, shapes agree within {reg.residual_rms_mm:.2f} mm RMS"
+        )
+    return "\n".join(lines)
+
+
+def example_pair(workdir: Path) -> tuple[Path, Path]:
+    """The example pair's label maps, generated once per server (a comparison never deletes them)."""
+    from pipeline.io import write_volume
+    from pipeline.synthetic import PhantomSpec, make_phantom
+    from pipeline.synthetic.followup import make_followup
+
+    folder = workdir / "example-visits"
+    baseline, followup = folder / "baseline_knee.nrrd", folder / "followup_knee.nrrd"
+    with _example_lock:
+        if not followup.exists():
+            spec = PhantomSpec(side="right")
+            rotation, translation = EXAMPLE_MOTION
+            visit = make_followup(spec, changes=EXAMPLE_CHANGES, rotation_deg=rotation, translation_mm=translation)
+            write_volume(make_phantom(spec).labels, baseline)
+            write_volume(visit.phantom.labels, followup)
+    return baseline, followup
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
