@@ -126,20 +126,18 @@ def update_all_slices(
     )
 
 
-def open_viewer(store: JobStore, viewers, token: str | None, headers: dict) -> str:
-    """Start (or reuse) this job's interactive viewer and return a link to it."""
+def open_viewer(store: JobStore, viewers, token: str | None) -> str:
+    """Start (or reuse) this job's interactive viewer and return a link to the app's route to it."""
     job = store.get(token)
     if job is None or not (job.folder / "results" / "meshes").is_dir():
         return "Run an analysis first."
     if viewers is None:
         return "Interactive viewers are disabled on this server."
     try:
-        port = viewers.open(job.folder / "results")
+        viewer = viewers.open(job.folder / "results")
     except RuntimeError as exc:
         return f"Could not start the viewer: {exc}"
-    if headers.get("x-forwarded-host"):  # behind Caddy: routed by path, no extra port to open
-        url = f"/viewer/{port}/"
-    else:
-        url = f"http://{headers.get('host', 'localhost').rsplit(':', 1)[0]}:{port}/"
+    # Relative to the page, so it works under any root path: <root>/viewer/<token>/, behind the app's login.
+    url = f"viewer/{viewer.token}/"
     link = f'<a href="{url}" target="_blank" id="viewer-link">Open the interactive 3-D viewer</a>'
     return link + " (it closes itself 5 minutes after you leave it)"

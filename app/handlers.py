@@ -6,23 +6,23 @@ logged with its traceback and shown as a short generic message, never as a stack
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import shutil
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
 
 from pipeline.engine import Engine
 from pipeline.errors import KneePipelineError
+from pipeline.io import ImageLimits
 
 from . import display, views
 from .examples import example_inputs, qdess_example_inputs
 from .jobs import Job, JobCancelled, JobStore
+from .messages import user_message
+from .uploads import UploadRefused, UploadRegistry, copy_input
 from .worker import JobRequest, run_in_worker
 
 logger = logging.getLogger(__name__)
@@ -61,6 +61,8 @@ class Services:
     viewers: object | None = None  # app.viewers.ViewerPool for the interactive trame views
     shape_available: bool = False  # the shape model's weights are loaded (decides the option's default)
     shape_reason: str | None = None  # why the shape model is unavailable
+    limits: ImageLimits = field(default_factory=ImageLimits)  # largest image accepted (--max-voxels/--max-axis)
+    uploads: UploadRegistry | None = None  # which inputs are real uploads, and who uses them
 
 
 @dataclass(frozen=True)
@@ -90,28 +92,59 @@ def run_upload(
     options: PageOptions,
     session: str | None,
     progress: gr.Progress,
+    submitted_at: float | None = None,
 ) -> Iterator[tuple]:
-    """The Run button: analyse what the user uploaded."""
+    """The Run button: analyse what the user uploaded, from private copies in the job's folder."""
     if not image_path and not labels_path:
         raise gr.Error("Upload a knee MRI (or a label map), or click 'Run the example'.")
-    for path in (image_path, labels_path):
-        if path and os.path.isfile(path) and os.path.getsize(path) > services.max_upload_mb * 1024 * 1024:
-            _delete_inputs(image_path, labels_path)
-            raise gr.Error(f"{Path(path).name} is larger than the {services.max_upload_mb} MB upload limit.")
-    yield from _run(services, lambda job: (image_path, labels_path), options, session, progress)
+    uploads = _verified_uploads(services, session, image=image_path, labels=labels_path)
+    for path in uploads.values():
+        if path and path.stat().st_size > services.max_upload_mb * 1024 * 1024:
+            raise gr.Error(f"{path.name} is larger than the {services.max_upload_mb} MB upload limit.")
+
+    def inputs(job: Job) -> tuple[str | None, str | None]:
+        image, labels = (uploads[k] for k in ("image", "labels"))
+        return (
+            str(copy_input(image, job.inputs / "image")) if image else None,
+            str(copy_input(labels, job.inputs / "labels")) if labels else None,
+        )
+
+    yield from _run(services, inputs, options, session, progress, submitted_at)
+
+
+def _verified_uploads(services: Services, session: str | None, **paths: str | None) -> dict[str, Path | None]:
+    """Each given path checked to be a real upload of this server (never another job's file), and claimed for the
+    session so that it is removed when the session ends."""
+    verified: dict[str, Path | None] = {}
+    for key, path in paths.items():
+        if not path or services.uploads is None:  # no registry: handlers called directly (tests, notebooks)
+            verified[key] = Path(path) if path else None
+            continue
+        what = "The image" if key == "image" else "The label map"
+        try:
+            verified[key] = services.uploads.verify(path, what=what)
+        except UploadRefused as exc:
+            raise gr.Error(str(exc)) from None
+        services.uploads.claim(session, path)
+    return verified
 
 
 def run_example(
-    services: Services, which: str, options: PageOptions, session: str | None, progress: gr.Progress
+    services: Services,
+    which: str,
+    options: PageOptions,
+    session: str | None,
+    progress: gr.Progress,
+    submitted_at: float | None = None,
 ) -> Iterator[tuple]:
     """An example button: a synthetic knee ("knee") or qDESS series ("qdess"), copied into the job's folder."""
     make = EXAMPLES[which]
     with_labels = not services.engine.can_segment
 
     def inputs(job: Job) -> tuple[str | None, str | None]:
-        return make(services.store.root.parent, job.folder / "input", with_labels=with_labels)
+        return make(services.store.root.parent, job.inputs, with_labels=with_labels)
 
-    yield from _run(services, inputs, options, session, progress)
+    yield from _run(services, inputs, options, session, progress, submitted_at)
 
 
 def _run(
@@ -120,9 +153,13 @@ def _run(
     options: PageOptions,
     session: str | None,
     progress: gr.Progress,
+    submitted_at: float | None,
 ) -> Iterator[tuple]:
-    job = services.store.create(session)
-    image_path = labels_path = None
+    try:
+        job = services.store.create(session, submitted_at)
+    except JobCancelled:
+        raise gr.Error("Cancelled: the job was stopped before it started, at your request.") from None
+    succeeded = False
     try:
         image_path, labels_path = inputs(job)
         request = JobRequest(
@@ -134,13 +171,15 @@ def _run(
             t2=T2_CHOICES.get(options.t2_choice),
             shape_model=bool(options.shape),
             case_id=_case_id(image_path or labels_path),
+            limits=services.limits,
         )
         progress(0.01, desc="Loading")
         yield from _job_events(services, job, request, options.opacity, progress)
+        succeeded = True
     except JobCancelled:
         raise gr.Error("Cancelled: the job was stopped at your request.") from None
     except KneePipelineError as exc:
-        raise gr.Error(str(exc)) from None
+        raise gr.Error(user_message(str(exc))) from None
     except gr.Error:
         raise
     except Exception as exc:  # unknown failure: full details to the log, a short message to the page
@@ -150,8 +189,7 @@ def _run(
         ) from None
     finally:
         job.cancel.set()  # a worker still running (page closed, job cancelled) stops at its next report
-        services.store.finish(session, job)
-        _delete_inputs(image_path, labels_path)
+        services.store.finish(session, job, keep=succeeded)
 
 
 def _job_events(services: Services, job: Job, request: JobRequest, opacity: float, progress) -> Iterator[tuple]:
@@ -206,18 +244,6 @@ def _slices(stack: views.SliceStack, opacity: float, *, reset: bool) -> dict:
     return values
 
 
-def _delete_inputs(*paths: str | None) -> None:
-    """Inputs are deleted once processed (they may hold patient data)."""
-    for path in paths:
-        if not path:
-            continue
-        with contextlib.suppress(OSError):
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            else:
-                os.remove(path)
-
-
 def _model_names(services: Services) -> set[str]:
     engine = services.engine
     return {name for name, ok, _ in engine.model_choices() if ok} if engine.can_segment else set()
@@ -241,5 +267,35 @@ def t2_choice_for_upload(path: str | None):
     return gr.Radio(value="Off", interactive=False, info=reason)
 
 
+def submitted_at(request: gr.Request | None) -> float | None:
+    """When the job's request reached the server (stamped by app/arrival.py), to tell queued-before-Cancel jobs."""
+    from .arrival import arrival_time
+
+    return arrival_time(getattr(request, "request", None))
+
+
 def cancel(services: Services, session: str | None) -> str:
-    return "Cancelling…" if services.store.cancel(session) else "Nothing of yours is running."
+    """Cancel (page or API): stop this session's running job, void its queued ones, remove its uploads."""
+    running = services.store.cancel(session)
+    removed = services.uploads.release(session) if services.uploads is not None else 0
+    parts = [
+        "Cancelling the running job…" if running else "Nothing of yours is running.",
+        "Jobs of yours waiting in the queue will not start.",
+    ]
+    if removed:
+        parts.append("Your uploads were removed from the server.")
+    return " ".join(parts)
+
+
+def session_ended(services: Services, session: str | None) -> None:
+    """The page was closed: stop what it left running or waiting and remove its uploads."""
+    services.store.cancel(session)
+    services.store.forget_session(session)
+    if services.uploads is not None:
+        services.uploads.release(session)
+
+
+def remember_upload(services: Services, path: str | None, session: str | None) -> None:
+    """An upload arrived in the page: note the session using it, so it goes when the session ends."""
+    if services.uploads is not None:
+        services.uploads.claim(session, path)

@@ -1,8 +1,13 @@
-"""Per-job workspaces, the in-memory results they back, cancellation, and the retention sweeper.
+"""Per-job workspaces, the in-memory results they back, queue tickets and cancellation.
 
 Each job gets a folder named by an unguessable token under ``workdir/jobs``; the browser session only holds the
-token. Uploads are deleted as soon as they are read; whole job folders are deleted after the retention time or
-when disk use passes its bound (oldest first), so one user's work is never removed by another's request.
+token. A job's inputs are private copies in its own ``input/`` folder, deleted when it ends; a failed or cancelled
+job's folder is deleted whole, so no empty or half-written folders stay behind. Old folders are removed by the
+retention sweep (app/retention.py), never by another user's request.
+
+Cancel, from the page or from the API, also stops jobs still waiting in the queue: it records when the session
+cancelled, and a job whose request arrived before that is refused when its turn comes, so it never starts
+(the arrival time is stamped on each request by app/arrival.py).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
+CANCEL_MEMORY_S = 24 * 3600
 
 
 class JobCancelled(Exception):
@@ -33,6 +39,11 @@ class Job:
     stack: object | None = None
     surfaces_glb: dict = field(default_factory=dict)
 
+    @property
+    def inputs(self) -> Path:
+        """Where the job's private copies of its inputs live (deleted when the job ends)."""
+        return self.folder / "input"
+
     def check_cancelled(self) -> None:
         if self.cancel.is_set():
             raise JobCancelled("Cancelled.")
@@ -48,17 +59,62 @@ class JobStore:
         self._lock = threading.Lock()
         self._keep = keep_in_memory
         self._running: dict[str, Job] = {}  # session hash -> running job, for Cancel
+        self._cancelled_at: dict[str, float] = {}  # session hash -> time.monotonic() of its last Cancel
 
-    def create(self, session: str | None) -> Job:
-        token = secrets.token_urlsafe(16)
-        job = Job(token, self.root / token)
-        job.folder.mkdir(parents=True)
+    # --- the queue ---------------------------------------------------------------------------------------------
+    def create(self, session: str | None, submitted_at: float | None = None) -> Job:
+        """The job's folder and record, when its turn comes. JobCancelled when the session cancelled after the
+        job's request arrived (``submitted_at``, time.monotonic()): it waited in the queue and must not start."""
         with self._lock:
+            cancelled_at = self._cancelled_at.get(session or "")
+            if submitted_at is not None and cancelled_at is not None and cancelled_at >= submitted_at:
+                raise JobCancelled("Cancelled before it started.")
+            token = secrets.token_urlsafe(16)
+            job = Job(token, self.root / token)
+            job.folder.mkdir(parents=True)
             self._jobs[token] = job
             if session:
                 self._running[session] = job
         return job
 
+    def cancel(self, session: str | None) -> bool:
+        """Stop ``session``'s running job at its next progress report and refuse its waiting ones; True when a job
+        was running."""
+        if not session:
+            return False
+        now = time.monotonic()
+        with self._lock:
+            self._cancelled_at[session] = now
+            for old in [s for s, t in self._cancelled_at.items() if now - t > CANCEL_MEMORY_S]:
+                del self._cancelled_at[old]  # far older than any wait in the queue
+            job = self._running.get(session)
+        if job is not None:
+            job.cancel.set()
+        return job is not None
+
+    def forget_session(self, session: str | None) -> None:
+        with self._lock:
+            self._cancelled_at.pop(session or "", None)
+
+    def finish(self, session: str | None, job: Job, *, keep: bool) -> None:
+        """The job ended: its input copies go; its whole folder too unless ``keep`` (it has results to show)."""
+        with self._lock:
+            if session and self._running.get(session) is job:
+                del self._running[session]
+            if not keep:
+                self._jobs.pop(job.token, None)
+        shutil.rmtree(job.inputs if keep else job.folder, ignore_errors=True)
+
+    def running_folders(self) -> set[Path]:
+        with self._lock:
+            return {job.folder for job in self._running.values()}
+
+    def forget(self, folder: Path) -> None:
+        """Drop the record of a job whose folder the retention sweep removed."""
+        with self._lock:
+            self._jobs.pop(folder.name, None)
+
+    # --- results kept in memory ---------------------------------------------------------------------------------
     def remember(self, job: Job, *, result=None, stack=None) -> None:
         """Keep a job's result in memory (for sliders and toggles); the oldest ones beyond the bound are dropped."""
         with self._lock:
@@ -75,58 +131,3 @@ class JobStore:
             return None
         with self._lock:
             return self._jobs.get(token)
-
-    def finish(self, session: str | None, job: Job) -> None:
-        with self._lock:
-            if session and self._running.get(session) is job:
-                del self._running[session]
-
-    def cancel(self, session: str | None) -> bool:
-        with self._lock:
-            job = self._running.get(session or "")
-        if job is None:
-            return False
-        job.cancel.set()
-        return True
-
-    def sweep(self, *, max_age_s: float, max_bytes: float) -> int:
-        """Delete job folders older than ``max_age_s``, then the oldest while over ``max_bytes``."""
-        now = time.time()
-        folders = sorted((p for p in self.root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
-        removed = 0
-        sizes = {p: _folder_bytes(p) for p in folders}
-        total = sum(sizes.values())
-        running = {job.folder for job in self._running.values()}
-        for folder in folders:
-            too_old = now - folder.stat().st_mtime > max_age_s
-            if (too_old or total > max_bytes) and folder not in running:
-                shutil.rmtree(folder, ignore_errors=True)
-                total -= sizes[folder]
-                removed += 1
-                with self._lock:
-                    self._jobs.pop(folder.name, None)
-        return removed
-
-
-def _folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-
-
-def start_sweeper(
-    store: JobStore, *, retention_hours: float, max_disk_gb: float, every_s: float = 600
-) -> threading.Thread:
-    """A daemon thread that sweeps old results every ``every_s`` seconds."""
-
-    def loop() -> None:
-        while True:
-            try:
-                removed = store.sweep(max_age_s=retention_hours * 3600, max_bytes=max_disk_gb * 1e9)
-                if removed:
-                    logger.info("retention sweeper removed %d job folder(s)", removed)
-            except OSError as exc:  # never let the sweeper die
-                logger.warning("sweeper: %s", exc)
-            time.sleep(every_s)
-
-    thread = threading.Thread(target=loop, name="kneescope-sweeper", daemon=True)
-    thread.start()
-    return thread

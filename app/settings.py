@@ -8,6 +8,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.io.limits import DEFAULT_MAX_AXIS, DEFAULT_MAX_VOXELS, ImageLimits
+
 
 @dataclass(frozen=True)
 class AppSettings:
@@ -22,6 +24,12 @@ class AppSettings:
     max_queue: int = 8
     max_disk_gb: float = 20.0
     model_dir: Path | None = None
+    max_voxels: int = DEFAULT_MAX_VOXELS  # largest image accepted, decided from headers before decoding
+    max_axis: int = DEFAULT_MAX_AXIS
+
+    @property
+    def image_limits(self) -> ImageLimits:
+        return ImageLimits(max_voxels=self.max_voxels, max_axis=self.max_axis)
 
     @classmethod
     def from_args(cls, argv: list[str] | None = None) -> AppSettings:
@@ -54,7 +62,21 @@ class AppSettings:
             default=env("KNEESCOPE_MODEL_DIR"),
             help="local folder with the published nnU-Net layout (air-gapped hosts)",
         )
+        parser.add_argument(
+            "--max-voxels",
+            type=int,
+            default=int(env("KNEESCOPE_MAX_VOXELS", str(DEFAULT_MAX_VOXELS))),
+            help="largest image accepted, in voxels (all echoes together); refused from the header alone",
+        )
+        parser.add_argument(
+            "--max-axis",
+            type=int,
+            default=int(env("KNEESCOPE_MAX_AXIS", str(DEFAULT_MAX_AXIS))),
+            help="most voxels accepted along any one axis",
+        )
         args = parser.parse_args(argv)
+        if args.max_voxels < 1 or args.max_axis < 1:
+            parser.error("--max-voxels and --max-axis must be positive")
         auth = None
         if args.auth:
             user, sep, password = args.auth.partition(":")
@@ -72,4 +94,6 @@ class AppSettings:
             retention_hours=args.retention_hours,
             max_queue=args.max_queue,
             model_dir=Path(args.model_dir) if args.model_dir else None,
+            max_voxels=args.max_voxels,
+            max_axis=args.max_axis,
         )

@@ -1,15 +1,19 @@
-"""Startup wiring: logging of the host check, the job store and sweeper, and the one engine (loaded once)."""
+"""Startup wiring: logging of the host check, the job store, retention sweep, upload registry, viewers, and the one
+engine (loaded once)."""
 
 from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 from pipeline.engine import Engine
 
 from .handlers import Services
-from .jobs import JobStore, start_sweeper
+from .jobs import JobStore
+from .retention import RetentionPolicy, start_sweeper
 from .settings import AppSettings
+from .uploads import UploadRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -32,11 +36,13 @@ def log_doctor_report(settings: AppSettings) -> None:
 def build_services(settings: AppSettings, *, engine: Engine | None = None) -> Services:
     """Everything the page needs; ``engine`` given (tests) skips the host check and model loading."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    upload_folder = gradio_folder(settings)
     if engine is None:
         log_doctor_report(settings)
         engine = load_engine(settings)
     store = JobStore(settings.workdir)
-    start_sweeper(store, retention_hours=settings.retention_hours, max_disk_gb=settings.max_disk_gb)
+    policy = RetentionPolicy(max_age_s=settings.retention_hours * 3600, max_job_bytes=settings.max_disk_gb * 1e9)
+    start_sweeper(store, upload_folder, policy)
     shape = engine.shape_options()
     shape_reason = getattr(shape, "reason", None)
     if shape_reason:
@@ -50,5 +56,17 @@ def build_services(settings: AppSettings, *, engine: Engine | None = None) -> Se
         retention_hours=settings.retention_hours,
         shape_available=shape_reason is None,
         shape_reason=shape_reason,
-        viewers=ViewerPool(host=settings.host),
+        viewers=ViewerPool(),
+        limits=settings.image_limits,
+        uploads=UploadRegistry(upload_folder, set()),  # ui.build_demo hands it Gradio's record of uploads
     )
+
+
+def gradio_folder(settings: AppSettings) -> Path:
+    """Gradio's upload and cache folder: $GRADIO_TEMP_DIR, else the app's own ``workdir/gradio`` (set in the
+    environment here, before the page is built), so that the retention sweep never touches another program's files
+    in a shared /tmp/gradio."""
+    folder = Path(os.environ.get("GRADIO_TEMP_DIR") or settings.workdir / "gradio")
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)
+    return folder

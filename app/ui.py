@@ -16,8 +16,8 @@ from .handlers import OUTPUT_NAMES, PageOptions, Services
 from .settings import AppSettings
 
 NOTICE = (
-    "**Research use only — not for clinical diagnosis.** Upload anonymised images only. Uploads are deleted once "
-    "processed; results are deleted after {hours:g} hours."
+    "**Research use only — not for clinical diagnosis.** Upload anonymised images only. Uploads are deleted when "
+    "you cancel or leave the page; uploads and results are deleted after {hours:g} hours."
 )
 FILE_TYPES = [".nii", ".nii.gz", ".gz", ".nrrd", ".mha", ".zip", ".dcm"]
 LABEL_TYPES = [".nii", ".nii.gz", ".gz", ".nrrd", ".mha"]
@@ -49,6 +49,7 @@ def build_demo(services: Services, settings: AppSettings) -> gr.Blocks:
         _wire_jobs(services, inputs, results)
         _wire_views(services, inputs, results)
         _compare_tab(services)
+        _wire_session(services, demo, inputs)
     return demo
 
 
@@ -171,12 +172,14 @@ def _wire_jobs(services: Services, c: SimpleNamespace, r: SimpleNamespace) -> No
         image, labels, scheme, model, mirroring, t2, opacity, shape, request: gr.Request, progress=gr.Progress()
     ):
         chosen = options(scheme, model, mirroring, t2, opacity, shape)
-        yield from handlers.run_upload(services, image, labels, chosen, _session(request), progress)
+        submitted = handlers.submitted_at(request)
+        yield from handlers.run_upload(services, image, labels, chosen, _session(request), progress, submitted)
 
     def example_job(which: str, t2: str):
         def run(model, mirroring, opacity, shape, request: gr.Request, progress=gr.Progress()):
             chosen = options("canonical", model, mirroring, t2, opacity, shape)
-            yield from handlers.run_example(services, which, chosen, _session(request), progress)
+            submitted = handlers.submitted_at(request)
+            yield from handlers.run_example(services, which, chosen, _session(request), progress, submitted)
 
         return run
 
@@ -189,8 +192,20 @@ def _wire_jobs(services: Services, c: SimpleNamespace, r: SimpleNamespace) -> No
             api_name="run",
             **lane,
         ),
-        c.example.click(example_job("knee", "Automatic"), example_inputs, outputs, api_name="example", **lane),
-        c.qdess_example.click(example_job("qdess", "On"), example_inputs, outputs, api_name="qdess_example", **lane),
+        c.example.click(
+            example_job("knee", "Automatic"),
+            example_inputs,
+            outputs,
+            api_name="example",
+            **lane,
+        ),
+        c.qdess_example.click(
+            example_job("qdess", "On"),
+            example_inputs,
+            outputs,
+            api_name="qdess_example",
+            **lane,
+        ),
     ]
     for event in events:
         event.success(
@@ -203,18 +218,41 @@ def _wire_jobs(services: Services, c: SimpleNamespace, r: SimpleNamespace) -> No
         )
 
     def cancel_job(request: gr.Request):
-        return handlers.cancel(services, _session(request))
+        message = handlers.cancel(services, _session(request))
+        return message, None, None  # the uploads are gone from the server: clear them from the page too
 
-    c.cancel.click(cancel_job, None, c.status, api_name="cancel", concurrency_limit=None, cancels=events)
-    c.image.change(handlers.t2_choice_for_upload, c.image, c.t2, concurrency_limit=None, api_visibility="private")
+    c.cancel.click(
+        cancel_job, None, [c.status, c.image, c.labels], api_name="cancel", concurrency_limit=None, cancels=events
+    )
+
+
+def _wire_session(services: Services, demo: gr.Blocks, c: SimpleNamespace) -> None:
+    """Uploads belong to the page session that made them: noted on arrival, removed when the session ends."""
+    if services.uploads is not None:
+        services.uploads.track(demo.upload_file_set)
+
+    def image_arrived(path, request: gr.Request):
+        handlers.remember_upload(services, path, _session(request))
+        return handlers.t2_choice_for_upload(path)
+
+    def labels_arrived(path, request: gr.Request):
+        handlers.remember_upload(services, path, _session(request))
+
+    c.image.change(image_arrived, c.image, c.t2, concurrency_limit=None, api_visibility="private")
+    c.labels.change(labels_arrived, c.labels, None, concurrency_limit=None, api_visibility="private")
+
+    def session_ended(request: gr.Request):
+        handlers.session_ended(services, _session(request))
+
+    demo.unload(session_ended)
 
 
 def _wire_views(services: Services, c: SimpleNamespace, r: SimpleNamespace) -> None:
     """Cheap events that only redraw from the job's result in memory: sliders, overlay, layers, viewer."""
     store = services.store
 
-    def viewer(token, request: gr.Request):
-        return display.open_viewer(store, services.viewers, token, dict(request.headers) if request else {})
+    def viewer(token):
+        return display.open_viewer(store, services.viewers, token)
 
     r.viewer_button.click(viewer, r.job_token, r.viewer_link, api_name="viewer", concurrency_limit=None)
     for plane in views.PLANES:

@@ -1,93 +1,133 @@
 """Interactive trame viewers, one small server per job on demand (``app/trame_viewer.py``).
 
-Each viewer is a separate process on a port in VIEWER_PORTS, bound like the app; it exits by itself five minutes
-after its last browser tab closes, and at most ``max_viewers`` run at once (the oldest is stopped first). Behind
-Caddy, ``/viewer/<port>/`` is routed to it (see deploy/Caddyfile), so no extra port has to be opened.
+Each viewer is a separate process listening on 127.0.0.1 only, whatever address the app serves, and it answers
+only requests that carry its own unguessable token (sent in a header by the app's proxy, app/viewer_proxy.py, which
+checks the app's login first). So a viewer is reachable only through the app's authenticated route
+``<root>/viewer/<token>/``, from any browser that can reach the app, behind Caddy or not.
+
+Viewers never outlive the app: each one reads a pipe from the app and exits when it closes, which the kernel does
+when the app exits for any reason (SIGTERM, crash, kill), not only on a clean shutdown. A viewer also exits five
+minutes after its last browser tab closes, and at most ``max_viewers`` run at once (the oldest is stopped first).
 """
 
 from __future__ import annotations
 
 import atexit
+import os
+import secrets
 import socket
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-VIEWER_PORTS = range(18000, 19000)  # must match the path_regexp in deploy/Caddyfile
+VIEWER_PORTS = range(18000, 19000)
 IDLE_EXIT_S = 300
+TOKEN_ENV = "KNEESCOPE_VIEWER_TOKEN"  # the environment, not argv: argv is visible to every local user in `ps`
+TOKEN_HEADER = "X-KneeScope-Viewer"  # how the app's proxy hands a viewer its token
+
+
+@dataclass(frozen=True)
+class Viewer:
+    token: str
+    port: int
+    process: subprocess.Popen
 
 
 class ViewerPool:
-    def __init__(self, *, host: str = "127.0.0.1", max_viewers: int = 4):
-        self.host = host
+    def __init__(self, *, max_viewers: int = 4):
         self.max_viewers = max_viewers
-        self._running: dict[Path, tuple[int, subprocess.Popen]] = {}
+        self._running: dict[Path, Viewer] = {}
         self._lock = threading.Lock()
-        atexit.register(self.close_all)  # viewers never outlive the app
+        atexit.register(self.close_all)
 
-    def open(self, results: Path) -> int:
-        """Port of a viewer for ``results`` (started if needed; waits until it answers)."""
+    def open(self, results: Path) -> Viewer:
+        """A viewer of ``results`` (started if needed; waits until it answers)."""
         with self._lock:
             self._reap()
             if results in self._running:
-                return self._running[results][0]
+                return self._running[results]
             while len(self._running) >= self.max_viewers:
-                oldest = next(iter(self._running))
-                self._running.pop(oldest)[1].terminate()
-            port = _free_port(self.host)
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "app.trame_viewer",
-                    str(results),
-                    "--host",
-                    self.host,
-                    "--port",
-                    str(port),
-                    "--timeout",
-                    str(IDLE_EXIT_S),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                cwd=Path(__file__).resolve().parents[1],
-            )
-            self._running[results] = (port, process)
-        _wait_for_port(self.host, port, process)
-        return port
+                _stop(self._running.pop(next(iter(self._running))))
+            viewer = _start(results)
+            self._running[results] = viewer
+        _wait_for_port(viewer)
+        return viewer
+
+    def find(self, token: str) -> Viewer | None:
+        """The running viewer with this token (constant-time comparison), or None."""
+        with self._lock:
+            self._reap()
+            viewers = list(self._running.values())
+        found = None
+        for viewer in viewers:
+            if secrets.compare_digest(viewer.token.encode(), token.encode()):
+                found = viewer
+        return found
 
     def close_all(self) -> None:
         with self._lock:
-            for _, process in self._running.values():
-                process.terminate()
+            for viewer in self._running.values():
+                _stop(viewer)
             self._running.clear()
 
     def _reap(self) -> None:
-        for key in [k for k, (_, p) in self._running.items() if p.poll() is not None]:
+        for key in [k for k, v in self._running.items() if v.process.poll() is not None]:
             del self._running[key]
 
 
-def _free_port(host: str) -> int:
+def _start(results: Path) -> Viewer:
+    token = secrets.token_urlsafe(24)
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "app.trame_viewer",
+            str(results),
+            "--port",
+            str(port),
+            "--timeout",
+            str(IDLE_EXIT_S),
+            "--exit-with-parent",
+        ],
+        stdin=subprocess.PIPE,  # never written: it closes when the app exits, and the viewer follows
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, TOKEN_ENV: token},
+    )
+    return Viewer(token, port, process)
+
+
+def _stop(viewer: Viewer) -> None:
+    viewer.process.terminate()
+    try:
+        viewer.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        viewer.process.kill()
+
+
+def _free_port() -> int:
     for port in VIEWER_PORTS:
         with socket.socket() as s:
             try:
-                s.bind((host, port))
+                s.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
     raise RuntimeError("no free port for a 3-D viewer (18000-18999 all in use)")
 
 
-def _wait_for_port(host: str, port: int, process: subprocess.Popen, timeout_s: float = 60) -> None:
+def _wait_for_port(viewer: Viewer, timeout_s: float = 60) -> None:
     deadline = time.time() + timeout_s
-    probe = "127.0.0.1" if host in ("0.0.0.0", "") else host
     while time.time() < deadline:
-        if process.poll() is not None:
+        if viewer.process.poll() is not None:
             raise RuntimeError("the 3-D viewer stopped while starting")
         with socket.socket() as s:
-            if s.connect_ex((probe, port)) == 0:
+            if s.connect_ex(("127.0.0.1", viewer.port)) == 0:
                 return
         time.sleep(0.3)
     raise RuntimeError("the 3-D viewer did not start within a minute")

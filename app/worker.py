@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pipeline.engine import Engine
+from pipeline.io import ImageLimits
 
 from .jobs import Job
 
@@ -29,9 +30,11 @@ class JobRequest:
     t2: bool | None
     shape_model: bool
     case_id: str | None
+    limits: ImageLimits | None = None  # the app's --max-voxels/--max-axis
 
     def engine_kwargs(self) -> dict:
         return {
+            "limits": self.limits,
             "labels": self.labels,
             "label_scheme": self.label_scheme,
             "model": self.model,

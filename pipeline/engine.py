@@ -24,10 +24,11 @@ from pathlib import Path
 from . import labels as L
 from .config import AnalysisConfig, InferenceOptions
 from .errors import InvalidInputError, KneePipelineError, WeightsUnavailableError
-from .io import LoadedLabels, align_to_grid, file_stem, load_image, load_label_map, to_canonical
+from .io import ImageLimits, LoadedLabels, align_to_grid, file_stem, load_image, load_label_map, to_canonical
 from .io.labelmaps import SchemeSpec
 from .labels import LabelScheme
 from .morphometry import measure_knee
+from .morphometry.label_fit import laterality_warnings
 from .morphometry.thickness import mean_along_runs
 from .outcome import NotComputed
 from .progress import ProgressFn, StageTimer, no_progress, scaled
@@ -243,6 +244,7 @@ class Engine:
         case_id: str | None = None,
         progress: ProgressFn | None = None,
         on_volume: VolumeObserver | None = None,
+        limits: ImageLimits | None = None,
     ) -> KneeAnalysis:
         """One knee: read -> (segment | take the given labels) -> morphometry, T2, shape model -> provenance.
 
@@ -262,6 +264,8 @@ class Engine:
             progress: callback(fraction 0-1, message); segmentation reports per sliding-window tile.
             on_volume: callback(kind, volume) with the image as soon as it is read and the label map as soon as it
                 is on the image grid (the app shows them before the analysis ends).
+            limits: largest image and label map accepted, checked from the headers before decoding (default
+                ``ImageLimits.from_env()``; the app passes its --max-voxels/--max-axis settings).
         Raises:
             InvalidInputError: unreadable or unsuitable inputs, grids that do not match.
             EmptySegmentationError: a blank or non-knee image ("no knee structures found").
@@ -271,8 +275,8 @@ class Engine:
         notify = on_volume or (lambda kind, volume: None)
         timer = StageTimer(report)
         with timer.stage("load", 0.0, "Loading"):
-            image_volume = load_image(image) if isinstance(image, (str, Path)) else image
-            given = _load_labels(labels, label_scheme) if labels is not None else None
+            image_volume = load_image(image, limits=limits) if isinstance(image, (str, Path)) else image
+            given = _load_labels(labels, label_scheme, limits) if labels is not None else None
         if image_volume is None and given is None:
             raise InvalidInputError("Give a knee MRI, a label map, or both.")
         if image_volume is not None:
@@ -338,6 +342,8 @@ class Engine:
         report(1.0, "Analysis complete")
         warnings = [DEMO_WARNING] if facts.get("demo") else []
         warnings += [facts["grid_note"]] if facts.get("grid_note") else []
+        side = morph.laterality.side
+        warnings += laterality_warnings(image, labels, side, labels_given="segmentation" not in facts)
         warnings += [*morph.warnings, *(w for w in (t2_result.warning, shape.warning) if w)]
         inputs = {
             "labels": describe_input(labels, facts["scheme"]),
@@ -380,10 +386,10 @@ def _load_segmenter(model: str, model_dir: Path | None, inference: InferenceOpti
     return Segmenter.from_model(resolved, options=inference)
 
 
-def _load_labels(labels: ImageInput, scheme: SchemeInput) -> LoadedLabels:
+def _load_labels(labels: ImageInput, scheme: SchemeInput, limits: ImageLimits | None = None) -> LoadedLabels:
     if isinstance(labels, Volume):
         return to_canonical(labels, scheme, name=str(labels.meta.get("file_name") or "label map"))
-    return load_label_map(labels, scheme)
+    return load_label_map(labels, scheme, limits=limits)
 
 
 def _default_case_id(labels: ImageInput | None, image: ImageInput | None) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 
@@ -14,28 +16,38 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(workdir: Path, *, engine=None, max_upload_mb: int = 64, max_queue: int = 8, root_path: str = ""):
+def running_app(
+    workdir: Path,
+    *,
+    engine=None,
+    max_upload_mb: int = 64,
+    max_queue: int = 8,
+    root_path: str = "",
+    settings=None,
+):
+    """The app as `python app.py` runs it (the same services, page and launch options), on a free port, with its
+    uploads in ``workdir/gradio``. ``settings`` (AppSettings) overrides the keyword shortcuts."""
+    from app.main import launch_options
     from app.settings import AppSettings
     from app.startup import build_services
     from app.ui import build_demo
     from pipeline.engine import Engine
 
-    settings = AppSettings(workdir=workdir, max_upload_mb=max_upload_mb, max_queue=max_queue, root_path=root_path)
+    settings = settings or AppSettings(
+        workdir=workdir, max_upload_mb=max_upload_mb, max_queue=max_queue, root_path=root_path
+    )
+    settings = replace(settings, host="127.0.0.1", port=free_port())
+    previous = os.environ.pop("GRADIO_TEMP_DIR", None)  # each test app gets its own upload folder
     services = build_services(settings, engine=engine or Engine())
     demo = build_demo(services, settings)
     demo.queue(default_concurrency_limit=1, max_size=settings.max_queue)
-    _, url, _ = demo.launch(
-        server_name="127.0.0.1",
-        server_port=free_port(),
-        prevent_thread_lock=True,
-        quiet=True,
-        max_file_size=f"{max_upload_mb}mb",
-        show_error=False,
-        root_path=root_path or None,
-    )
+    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, **launch_options(settings, services))
     try:
         yield url, services
     finally:
         demo.close()
         if services.viewers is not None:
             services.viewers.close_all()
+        os.environ.pop("GRADIO_TEMP_DIR", None)
+        if previous is not None:
+            os.environ["GRADIO_TEMP_DIR"] = previous

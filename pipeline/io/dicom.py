@@ -112,18 +112,25 @@ def is_dicom_file(path: Path) -> bool:
         return False
 
 
-def find_series(folder: Path) -> list[SeriesInfo]:
-    """All image series under ``folder`` (recursive), grouped by SeriesInstanceUID."""
+def find_series(folder: Path, *, name: str | None = None) -> list[SeriesInfo]:
+    """All image series under ``folder`` (recursive), grouped by SeriesInstanceUID.
+
+    Raises:
+        InvalidInputError: a file with the DICOM preamble whose header cannot be read (named): skipping it would
+            leave a gap in its series.
+    """
     import pydicom
 
     series: dict[str, SeriesInfo] = {}
+    damaged = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         if not is_dicom_file(path):
             continue
         try:
             ds = pydicom.dcmread(path, defer_size=DEFER_BYTES)
-        except Exception as exc:  # a damaged file is skipped, and said so
-            logger.warning("skipping unreadable DICOM file %s: %s", path.name, exc)
+        except Exception as exc:  # pydicom raises many kinds for a damaged header
+            logger.info("unreadable DICOM file %s: %s", path.name, exc)
+            damaged.append(path.name)
             continue
         if PIXEL_DATA not in ds and not hasattr(ds, "Rows"):
             continue  # reports, presentation states, DICOMDIR
@@ -140,6 +147,12 @@ def find_series(folder: Path) -> list[SeriesInfo]:
         info.files.append(path)
         info.headers[path] = ds
         info.n_frames += int(getattr(ds, "NumberOfFrames", 1) or 1)
+    if damaged:
+        listed = ", ".join(damaged[:5]) + (f" and {len(damaged) - 5} more" if len(damaged) > 5 else "")
+        raise InvalidInputError(
+            f"{name or folder.name}: {len(damaged)} DICOM file(s) are damaged and cannot be read ({listed}); a series "
+            "with a missing slice would be analysed wrongly. Copy or export the series again."
+        )
     return list(series.values())
 
 
@@ -152,7 +165,7 @@ def describe_series(series: list[SeriesInfo]) -> str:
 
 def single_series(folder: Path, *, name: str) -> SeriesInfo:
     """The one series under ``folder``; none or several are errors (listing them), never a guess."""
-    series = find_series(folder)
+    series = find_series(folder, name=name)
     if not series:
         raise InvalidInputError(
             f"No DICOM images found in {name}. Upload a zip of one DICOM series, or a NIfTI/NRRD/MHA file."
@@ -225,19 +238,36 @@ def check_series_limits(info: SeriesInfo, name: str, limits: ImageLimits) -> Non
 
 def check_pixel_data_complete(path: Path, ds: Any, name: str) -> None:
     """A file whose pixel data is shorter than its header declares is truncated: name it."""
-    element = ds.get_item(PIXEL_DATA) if PIXEL_DATA in ds else None
-    if element is None:
+    if PIXEL_DATA not in ds:
         raise InvalidInputError(f"{name}: the DICOM file {path.name} has no pixel data; re-export the series.")
+    element = ds.get_item(PIXEL_DATA, keep_deferred=True)  # the raw element: length and offset, value not read
     length = getattr(element, "length", None)
     tell = getattr(element, "value_tell", None)
-    if length in (None, 0xFFFFFFFF) or tell is None:
+    if length is None or tell is None:  # already decoded: its value holds what the file had
+        value = getattr(element, "value", None)
+        length, tell, present = _declared_pixel_bytes(ds), 0, len(value) if value is not None else 0
+    elif length == 0xFFFFFFFF:
         return  # encapsulated (compressed) pixel data: the decoder checks it
-    size = os.path.getsize(path)
-    if tell + length > size:
+    else:
+        present = os.path.getsize(path) - tell
+    expected = max(length or 0, _declared_pixel_bytes(ds))
+    if present < expected:
         raise InvalidInputError(
-            f"{name}: the DICOM file {path.name} is truncated: {max(size - tell, 0)} of {length} bytes of pixel data "
-            "present. Copy or export the series again."
+            f"{name}: the DICOM file {path.name} is truncated: {max(present, 0):,} of {expected:,} bytes of pixel "
+            "data present. Copy or export the series again."
         )
+
+
+def _declared_pixel_bytes(ds: Any) -> int:
+    """Bytes of uncompressed pixel data the header describes (0 when it does not say)."""
+    try:
+        rows, columns = int(ds.Rows), int(ds.Columns)
+        bits = int(getattr(ds, "BitsAllocated", 16) or 16)
+        samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
+        frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    except (AttributeError, TypeError, ValueError):
+        return 0
+    return rows * columns * samples * frames * bits // 8
 
 
 def _read_files(files: list[Path], info: SeriesInfo, name: str) -> Volume:
@@ -295,7 +325,24 @@ def _sort_by_position(files: list[Path], headers: dict) -> list[Path]:
             "it may mix several acquisitions, or echoes without EchoNumbers/EchoTime to tell them apart. "
             "Upload one series with one image per slice (and echo)."
         )
+    _check_no_gap(ordered, [positions[p] for p in ordered])
     return ordered
+
+
+def _check_no_gap(ordered: list[Path], positions: list[float]) -> None:
+    """Refuse a series with a missing slice (a step between neighbours well above the usual one): ITK would
+    stack the slices as if evenly spaced, and every distance across the gap would be wrong."""
+    steps = np.diff(positions)
+    if len(steps) < 3:
+        return
+    typical = float(np.median(steps))
+    widest = int(np.argmax(steps))
+    if typical > 0 and steps[widest] > 1.5 * typical:
+        raise InvalidInputError(
+            f"The DICOM series has a gap: slices {ordered[widest].name} and {ordered[widest + 1].name} are "
+            f"{steps[widest]:.2f} mm apart where the others are {typical:.2f} mm; a slice is missing (a damaged or "
+            "non-DICOM file in the upload?). Upload the whole series again."
+        )
 
 
 def _float_or_none(value: object) -> float | None:
