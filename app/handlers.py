@@ -158,6 +158,8 @@ def _run(
     try:
         job = services.store.create(session, submitted_at)
     except JobCancelled:
+        if services.uploads is not None:
+            services.uploads.release(session)  # its uploads go too, as if Cancel had come after they arrived
         raise gr.Error("Cancelled: the job was stopped before it started, at your request.") from None
     succeeded = False
     try:
