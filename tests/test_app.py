@@ -174,19 +174,6 @@ def test_cannot_fetch_another_jobs_files(app, client):
     assert b"schema_version" not in response.content
 
 
-def test_uploads_are_deleted_after_processing(app, knee_files, tmp_path):
-    import shutil
-
-    copy = Path(shutil.copy(knee_files["labels"], tmp_path / "upload_labels.nrrd"))
-    from app import handlers
-
-    options = handlers.PageOptions("canonical", NO_MODEL, False, "Off", 0.5, False)
-    gen = handlers.run_upload(app[1], None, str(copy), options, "s1", lambda *a, **k: None)
-    for _ in gen:
-        pass
-    assert not copy.exists()
-
-
 def test_shape_model_requested_without_weights_says_why(client):
     out = client.predict(NO_MODEL, False, 0.5, True, api_name="/example")
     assert out[STATUS].startswith("**Done**")

@@ -123,7 +123,7 @@ def test_four_clients_uploading_the_same_file_at_once_all_finish(app, files):
 
 
 def test_the_same_upload_runs_twice(app, files):
-    url, services, _ = app
+    url = app[0]
     uploaded = _upload(url, files["right"])
     for _ in range(2):
         kind, stream = _call(url, [None, _file_data(uploaded)])
@@ -225,7 +225,7 @@ def test_empty_and_damaged_files_are_named_without_server_paths(app, files, tmp_
     client = Client(app[0], verbose=False)
     empty = tmp_path / "empty.nii.gz"
     empty.write_bytes(b"")
-    with pytest.raises(Exception, match="empty.nii.gz") as info:
+    with pytest.raises(Exception, match=r"empty\.nii\.gz: not a readable NIfTI file \(empty file\)") as info:
         _run(client, empty, files["left"])
     assert "sitk::" not in str(info.value) and str(tmp_path) not in str(info.value)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,41 @@ def test_example_in_the_browser(tmp_path):
         page.screenshot(path=str(ARTIFACTS / "metrics.png"), full_page=True)
         browser.close()
     assert (ARTIFACTS / "model3d.png").stat().st_size > 5_000
+
+
+def test_same_upload_twice_then_the_abandoned_upload_goes_with_the_session(tmp_path, monkeypatch):
+    """Run twice on one upload (the job works on its own copy), then upload an image, leave the page without
+    running it: the session's uploads are removed when Gradio notices the page is gone."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from pipeline.io import write_volume
+    from pipeline.synthetic import render_mr
+
+    from .conftest import phantom
+
+    monkeypatch.setenv("GRADIO_HEARTBEAT_INTERVAL", "1")  # notice a closed page within a second or two
+    labels = phantom(side="left", spacing=(0.8, 0.8, 1.0)).labels
+    labels_file = write_volume(labels, tmp_path / "knee_labels.nrrd")
+    image_file = write_volume(render_mr(labels), tmp_path / "abandoned_image.nrrd")
+    with running_app(tmp_path / "work") as (url, services), sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
+        page.goto(url, wait_until="load")
+        page.get_by_text("Already segmented? Add the label map").click()
+        page.locator("#labels-input input[type=file]").set_input_files(str(labels_file))
+        expect(page.locator("#labels-input")).to_contain_text("knee_labels.nrrd")
+        for _ in range(2):
+            page.click("#run-btn")
+            expect(page.locator("#status")).to_contain_text("measuring", timeout=60_000)
+            expect(page.locator("#status")).to_contain_text("Done", timeout=120_000)
+        page.locator("#image-input input[type=file]").set_input_files(str(image_file))
+        expect(page.locator("#image-input")).to_contain_text("abandoned_image.nrrd")
+        uploads = services.uploads.folder
+        assert list(uploads.rglob("abandoned_image.nrrd")) and list(uploads.rglob("knee_labels.nrrd"))
+        page.close()
+        deadline = time.time() + 30
+        while time.time() < deadline and list(uploads.rglob("*.nrrd")):
+            time.sleep(0.5)
+        browser.close()
+        assert not list(uploads.rglob("abandoned_image.nrrd")) and not list(uploads.rglob("knee_labels.nrrd"))
+        assert len([j for j in services.store.root.iterdir() if (j / "results" / "results.json").is_file()]) == 2
