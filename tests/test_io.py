@@ -249,12 +249,34 @@ def test_dicom_series_with_a_truncated_slice_names_the_file(tmp_path, small_imag
 
 
 def test_itk_warnings_go_to_the_log_not_the_terminal(tmp_path, small_image, capfd, caplog):
-    """A series with a missing slice makes ITK warn "Non uniform sampling or missing slices detected"."""
+    """One slice 0.2 mm off its place (of 0.7 mm steps) makes ITK warn "Non uniform sampling or missing slices
+    detected"; the series is still read (a missing slice is refused: see the next test)."""
     import logging
 
-    files = write_series(small_image, tmp_path / "gap")
-    files[6].unlink()
+    import pydicom
+
+    files = write_series(small_image, tmp_path / "jitter")
+    ds = pydicom.dcmread(files[6])
+    normal = np.cross(np.array(ds.ImageOrientationPatient[:3], float), np.array(ds.ImageOrientationPatient[3:], float))
+    ds.ImagePositionPatient = [f"{v:.6f}" for v in np.array(ds.ImagePositionPatient, float) + 0.2 * normal]
+    ds.save_as(files[6])
     with caplog.at_level(logging.WARNING, logger="pipeline.native"):
-        load_image(tmp_path / "gap")
+        load_image(tmp_path / "jitter")
     assert "non uniform sampling" not in capfd.readouterr().err.lower()
     assert any("non uniform sampling" in r.getMessage().lower() for r in caplog.records)
+
+
+def test_dicom_series_with_a_missing_slice_is_refused_naming_its_neighbours(tmp_path, small_image):
+    files = write_series(small_image, tmp_path / "gap")
+    files[6].unlink()
+    with pytest.raises(InvalidInputError, match=rf"gap: slices {files[5].name} and {files[7].name} are 1.40 mm apart"):
+        load_image(tmp_path / "gap")
+
+
+def test_dicom_series_with_a_damaged_header_names_the_file(tmp_path, small_image):
+    files = write_series(small_image, tmp_path / "damaged")
+    data = bytearray(files[4].read_bytes())
+    data[132:140] = b"\xff" * 8  # the first element of the file meta group: pydicom cannot parse the header
+    files[4].write_bytes(bytes(data))
+    with pytest.raises(InvalidInputError, match=rf"damaged and cannot be read \({files[4].name}\)"):
+        load_image(tmp_path / "damaged")

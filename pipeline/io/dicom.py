@@ -133,6 +133,8 @@ def find_series(folder: Path, *, name: str | None = None) -> list[SeriesInfo]:
             damaged.append(path.name)
             continue
         if PIXEL_DATA not in ds and not hasattr(ds, "Rows"):
+            if not _names_its_object(ds):  # pydicom read garbage leniently: a damaged header
+                damaged.append(path.name)
             continue  # reports, presentation states, DICOMDIR
         uid = str(getattr(ds, "SeriesInstanceUID", "unknown"))
         info = series.setdefault(
@@ -154,6 +156,13 @@ def find_series(folder: Path, *, name: str | None = None) -> list[SeriesInfo]:
             "with a missing slice would be analysed wrongly. Copy or export the series again."
         )
     return list(series.values())
+
+
+def _names_its_object(ds: Any) -> bool:
+    """Every DICOM object states its kind (SOP class), in its data set or its file meta; a damaged header,
+    which pydicom reads leniently into a few stray elements, does not."""
+    meta = getattr(ds, "file_meta", None)
+    return bool(getattr(ds, "SOPClassUID", None) or getattr(meta, "MediaStorageSOPClassUID", None))
 
 
 def describe_series(series: list[SeriesInfo]) -> str:
