@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # read at gradio import; the network may be closed
 
@@ -28,7 +30,19 @@ def launch_options(settings, services) -> dict:
         "max_file_size": f"{settings.max_upload_mb}mb",
         "show_error": False,
         "app_kwargs": {"routes": viewer_routes(services.viewers), "middleware": [Middleware(StampArrival)]},
+        "allowed_paths": job_folders_to_allow(services.store.root),
     }
+
+
+def job_folders_to_allow(jobs: Path) -> list[str] | None:
+    """Gradio takes a returned file (slices, GLB, downloads) only from the working directory, the system temp dir or
+    ``allowed_paths``: with the workdir elsewhere (/var/lib/kneescope/work under systemd, /work in Docker) every job
+    would fail, so the jobs folder is allowed then. Its files are served only to whoever knows a job's random
+    22-character token, the same protection as Gradio's own cache of every returned file."""
+    real = jobs.resolve()
+    if any(real.is_relative_to(Path(folder).resolve()) for folder in (tempfile.gettempdir(), os.getcwd())):
+        return None
+    return [str(real)]
 
 
 def run(settings) -> None:
