@@ -97,13 +97,14 @@ def run_upload(
     """The Run button: analyse what the user uploaded, from private copies in the job's folder."""
     if not image_path and not labels_path:
         raise gr.Error("Upload a knee MRI (or a label map), or click 'Run the example'.")
-    uploads = _verified_uploads(services, session, image=image_path, labels=labels_path)
-    for path in uploads.values():
-        if path and path.stat().st_size > services.max_upload_mb * 1024 * 1024:
-            raise gr.Error(f"{path.name} is larger than the {services.max_upload_mb} MB upload limit.")
 
     def inputs(job: Job) -> tuple[str | None, str | None]:
-        image, labels = (uploads[k] for k in ("image", "labels"))
+        # Checked when the job's turn comes (a job cancelled while waiting is refused before this).
+        uploads = _verified_uploads(services, session, image=image_path, labels=labels_path)
+        for path in uploads.values():
+            if path and path.stat().st_size > services.max_upload_mb * 1024 * 1024:
+                raise gr.Error(f"{path.name} is larger than the {services.max_upload_mb} MB upload limit.")
+        image, labels = uploads["image"], uploads["labels"]
         return (
             str(copy_input(image, job.inputs / "image")) if image else None,
             str(copy_input(labels, job.inputs / "labels")) if labels else None,
@@ -270,8 +271,8 @@ def t2_choice_for_upload(path: str | None):
 
 
 def submitted_at(request: gr.Request | None) -> float | None:
-    """When the job's request reached the server (stamped by app/arrival.py), to tell queued-before-Cancel jobs."""
-    from .arrival import arrival_time
+    """When the job's request reached the server (stamped by app/entrance.py), to tell queued-before-Cancel jobs."""
+    from .entrance import arrival_time
 
     return arrival_time(getattr(request, "request", None))
 

@@ -7,7 +7,7 @@ retention sweep (app/retention.py), never by another user's request.
 
 Cancel, from the page or from the API, also stops jobs still waiting in the queue: it records when the session
 cancelled, and a job whose request arrived before that is refused when its turn comes, so it never starts
-(the arrival time is stamped on each request by app/arrival.py).
+(the arrival time is stamped on each request by app/entrance.py).
 """
 
 from __future__ import annotations

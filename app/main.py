@@ -18,7 +18,7 @@ def launch_options(settings, services) -> dict:
     still waiting in the queue."""
     from starlette.middleware import Middleware
 
-    from .arrival import StampArrival
+    from .entrance import QueueEntrance
     from .login import ThrottledLogin
     from .viewer_proxy import viewer_routes
 
@@ -29,7 +29,10 @@ def launch_options(settings, services) -> dict:
         "auth": ThrottledLogin(*settings.auth) if settings.auth else None,
         "max_file_size": f"{settings.max_upload_mb}mb",
         "show_error": False,
-        "app_kwargs": {"routes": viewer_routes(services.viewers), "middleware": [Middleware(StampArrival)]},
+        "app_kwargs": {
+            "routes": viewer_routes(services.viewers),
+            "middleware": [Middleware(QueueEntrance, uploads=services.uploads)],
+        },
         "allowed_paths": job_folders_to_allow(services.store.root),
     }
 

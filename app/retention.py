@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .jobs import JobStore
+from .uploads import UploadRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -103,25 +104,31 @@ def _enforce_disk_bound(store: JobStore, max_bytes: float, running: set[Path]) -
     return removed
 
 
-def sweep_all(store: JobStore, gradio_folder: Path | None, policy: RetentionPolicy) -> int:
+def sweep_all(
+    store: JobStore, gradio_folder: Path | None, policy: RetentionPolicy, uploads: UploadRegistry | None = None
+) -> int:
     """One pass over the job folders and Gradio's upload/cache folder."""
     removed = sweep_jobs(store, policy)
     if gradio_folder is not None:
         removed += sweep_by_age(gradio_folder, max_age_s=policy.max_age_s)
+    if uploads is not None:
+        uploads.prune()
     if removed:
         logger.info("retention: removed %d old or empty folder(s)/file(s)", removed)
     return removed
 
 
-def start_sweeper(store: JobStore, gradio_folder: Path | None, policy: RetentionPolicy) -> threading.Thread:
+def start_sweeper(
+    store: JobStore, gradio_folder: Path | None, policy: RetentionPolicy, uploads: UploadRegistry | None = None
+) -> threading.Thread:
     """Sweep once now (so a restart applies the retention before the first request), then every ``every_s``."""
-    sweep_all(store, gradio_folder, policy)
+    sweep_all(store, gradio_folder, policy, uploads)
 
     def loop() -> None:
         while True:
             time.sleep(policy.every_s)
             try:
-                sweep_all(store, gradio_folder, policy)
+                sweep_all(store, gradio_folder, policy, uploads)
             except OSError as exc:  # never let the sweeper die
                 logger.warning("retention sweep: %s", exc)
 

@@ -42,7 +42,8 @@ def build_services(settings: AppSettings, *, engine: Engine | None = None) -> Se
         engine = load_engine(settings)
     store = JobStore(settings.workdir)
     policy = RetentionPolicy(max_age_s=settings.retention_hours * 3600, max_job_bytes=settings.max_disk_gb * 1e9)
-    start_sweeper(store, upload_folder, policy)
+    uploads = UploadRegistry(upload_folder)  # ui.build_demo hands it Gradio's record of uploads
+    start_sweeper(store, upload_folder, policy, uploads)
     shape = engine.shape_options()
     shape_reason = getattr(shape, "reason", None)
     if shape_reason:
@@ -58,7 +59,7 @@ def build_services(settings: AppSettings, *, engine: Engine | None = None) -> Se
         shape_reason=shape_reason,
         viewers=ViewerPool(),
         limits=settings.image_limits,
-        uploads=UploadRegistry(upload_folder, set()),  # ui.build_demo hands it Gradio's record of uploads
+        uploads=uploads,
     )
 
 

@@ -81,6 +81,12 @@ class UploadRegistry:
             _remove_upload(Path(path), self.folder)
         return len(orphans)
 
+    def prune(self) -> None:
+        """Forget uploads that are gone (the retention sweep removed them), so the record stays small."""
+        with self._lock:
+            for path in [p for p in self._users if not os.path.exists(p)]:
+                del self._users[path]
+
     def _is_upload(self, path: str, real: str) -> bool:
         inside = real.startswith(str(self.folder) + os.sep)
         listed = path in self._uploaded or real in self._uploaded or os.path.abspath(path) in self._uploaded

@@ -122,6 +122,35 @@ def test_four_clients_uploading_the_same_file_at_once_all_finish(app, files):
         assert not (job / "input").exists()
 
 
+def test_an_upload_shared_with_a_waiting_job_outlives_the_session_that_ends(app, files, monkeypatch):
+    """Two clients upload the same file (one path in Gradio's cache); the first client's session ends while the
+    second's job waits in the queue: the upload stays for the waiting job, and goes when its session ends too."""
+    url, services, engine = app
+    monkeypatch.setenv("GRADIO_HEARTBEAT_INTERVAL", "0.5")  # sessions' ends noticed within a second
+    shared = write_volume(phantom(side="left", spacing=SMALL, tibial_mm=2.2).labels, files["folder"] / "shared.nrrd")
+    options = ("canonical", NO_MODEL, False, "Automatic", 0.5, False)
+    engine.gate.clear()
+    try:
+        leaving = Client(url, verbose=False)
+        leaving.submit(None, handle_file(str(shared)), *options, api_name="/run")  # runs, held at the gate
+        staying = Client(url, verbose=False)
+        waiting = staying.submit(None, handle_file(str(shared)), *options, api_name="/run")
+        deadline = time.time() + 30
+        while waiting.status().code.name != "IN_QUEUE" and time.time() < deadline:
+            time.sleep(0.1)
+        leaving.close()  # its session ends: its running job is cancelled, its uploads released
+        time.sleep(3)
+        assert list(services.uploads.folder.rglob("shared.nrrd")), "the waiting job's upload was deleted"
+    finally:
+        engine.gate.set()
+    assert "left knee" in waiting.result(timeout=120)[STATUS]
+    staying.close()
+    deadline = time.time() + 10
+    while list(services.uploads.folder.rglob("shared.nrrd")) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not list(services.uploads.folder.rglob("shared.nrrd"))  # no session uses it any more
+
+
 # --- forged inputs ---------------------------------------------------------------------------------------------
 def test_a_forged_input_path_is_refused_and_deletes_nothing(app, files):
     url, services, _ = app
