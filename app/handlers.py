@@ -192,7 +192,7 @@ def _run(
         ) from None
     finally:
         job.cancel.set()  # a worker still running (page closed, job cancelled) stops at its next report
-        services.store.finish(session, job, keep=succeeded)
+        services.store.finish(session, job, keep=succeeded or job.result is not None)
 
 
 def _job_events(services: Services, job: Job, request: JobRequest, opacity: float, progress) -> Iterator[tuple]:

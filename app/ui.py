@@ -192,20 +192,8 @@ def _wire_jobs(services: Services, c: SimpleNamespace, r: SimpleNamespace) -> No
             api_name="run",
             **lane,
         ),
-        c.example.click(
-            example_job("knee", "Automatic"),
-            example_inputs,
-            outputs,
-            api_name="example",
-            **lane,
-        ),
-        c.qdess_example.click(
-            example_job("qdess", "On"),
-            example_inputs,
-            outputs,
-            api_name="qdess_example",
-            **lane,
-        ),
+        c.example.click(example_job("knee", "Automatic"), example_inputs, outputs, api_name="example", **lane),
+        c.qdess_example.click(example_job("qdess", "On"), example_inputs, outputs, api_name="qdess_example", **lane),
     ]
     for event in events:
         event.success(
