@@ -3,8 +3,9 @@
 Gradio's ``delete_cache`` only removes files the running process created, so after a crash or a restart, uploads,
 cached slice images and results from before would stay on disk, and fetchable by URL, for ever. This sweep works
 from the disk instead: at startup and then periodically, every entry of the jobs folder and of Gradio's upload and
-cache folder whose newest file is older than the retention time is deleted; empty job folders go at once; then the
-oldest job folders while the jobs take more than the disk bound. Running jobs are never touched.
+cache folder (and any zip left unpacked in the temp dir by a crash) whose newest file is older than the retention
+time is deleted; empty job folders go at once; then the oldest job folders while the jobs take more than the disk
+bound. Running jobs are never touched.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterable
@@ -22,6 +24,7 @@ from .jobs import JobStore
 from .uploads import UploadRegistry
 
 logger = logging.getLogger(__name__)
+UNZIP_PATTERN = "kneescope-unzip-*"
 
 
 @dataclass(frozen=True)
@@ -53,14 +56,17 @@ def remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def sweep_by_age(root: Path, *, max_age_s: float, keep: Iterable[Path] = (), now: float | None = None) -> int:
-    """Delete the entries of ``root`` (files or folders) last used more than ``max_age_s`` ago, except ``keep``."""
+def sweep_by_age(
+    root: Path, *, max_age_s: float, keep: Iterable[Path] = (), now: float | None = None, pattern: str = "*"
+) -> int:
+    """Delete the entries of ``root`` matching ``pattern`` (files or folders) last used more than ``max_age_s``
+    ago, except ``keep``."""
     if not root.is_dir():
         return 0
     now = time.time() if now is None else now
     kept = set(keep)
     removed = 0
-    for entry in list(root.iterdir()):
+    for entry in list(root.glob(pattern)):
         try:
             too_old = entry not in kept and now - newest_mtime(entry) > max_age_s
         except FileNotFoundError:
@@ -111,6 +117,8 @@ def sweep_all(
     removed = sweep_jobs(store, policy)
     if gradio_folder is not None:
         removed += sweep_by_age(gradio_folder, max_age_s=policy.max_age_s)
+    # zips unpacked by a process that crashed before removing them (pipeline/io/archives.py)
+    removed += sweep_by_age(Path(tempfile.gettempdir()), max_age_s=policy.max_age_s, pattern=UNZIP_PATTERN)
     if uploads is not None:
         uploads.prune()
     if removed:

@@ -344,12 +344,20 @@ def test_files_older_than_the_retention_are_removed_at_startup(tmp_path, monkeyp
             os.utime(touched, (stamp, stamp))
     empty_job = workdir / "jobs" / ("e" * 22)
     empty_job.mkdir()
+    temp = tmp_path / "temp"
+    crashed_unzip = temp / "kneescope-unzip-abc" / "IM0001.dcm"
+    crashed_unzip.parent.mkdir(parents=True)
+    crashed_unzip.write_text("left by a crash")
+    for touched in (crashed_unzip, crashed_unzip.parent):
+        os.utime(touched, (old, old))
+    monkeypatch.setattr("tempfile.tempdir", str(temp))
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(gradio))
     build_services(AppSettings(workdir=workdir, retention_hours=24), engine=Engine())
     assert not planted["old_job"].exists() and not planted["old_upload"].exists()
     assert planted["fresh_job"].exists() and planted["fresh_upload"].exists()
     assert not empty_job.exists()
     assert not (gradio / ("c" * 40)).exists()
+    assert not crashed_unzip.parent.exists()
 
 
 def test_login_throttling_locks_out_after_repeated_failures():
