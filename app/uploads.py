@@ -81,6 +81,11 @@ class UploadRegistry:
             _remove_upload(Path(path), self.folder)
         return len(orphans)
 
+    def in_use(self, path: str | Path) -> bool:
+        """Whether some session has claimed the upload at ``path``."""
+        with self._lock:
+            return os.path.realpath(path) in self._users
+
     def prune(self) -> None:
         """Forget uploads that are gone (the retention sweep removed them), so the record stays small."""
         with self._lock:

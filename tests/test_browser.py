@@ -75,16 +75,26 @@ def test_same_upload_twice_then_the_abandoned_upload_goes_with_the_session(tmp_p
         page = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
         page.goto(url, wait_until="load")
         page.get_by_text("Already segmented? Add the label map").click()
+        uploads = services.uploads.folder
+
+        def reported(name: str) -> bool:  # uploaded, and reported to the server by the page's change event
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                if any(services.uploads.in_use(p) for p in uploads.rglob(name)):
+                    return True
+                time.sleep(0.2)
+            return False
+
         page.locator("#labels-input input[type=file]").set_input_files(str(labels_file))
-        expect(page.locator("#labels-input")).to_contain_text("knee_labels.nrrd")
+        expect(page.locator("#labels-input")).to_contain_text("knee_labels")
+        assert reported("knee_labels.nrrd")
         for _ in range(2):
             page.click("#run-btn")
             expect(page.locator("#status")).to_contain_text("measuring", timeout=60_000)
             expect(page.locator("#status")).to_contain_text("Done", timeout=120_000)
         page.locator("#image-input input[type=file]").set_input_files(str(image_file))
-        expect(page.locator("#image-input")).to_contain_text("abandoned_image.nrrd")
-        uploads = services.uploads.folder
-        assert list(uploads.rglob("abandoned_image.nrrd")) and list(uploads.rglob("knee_labels.nrrd"))
+        expect(page.locator("#image-input")).to_contain_text("abandoned_image")
+        assert reported("abandoned_image.nrrd") and list(uploads.rglob("knee_labels.nrrd"))
         page.close()
         deadline = time.time() + 30
         while time.time() < deadline and list(uploads.rglob("*.nrrd")):
