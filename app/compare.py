@@ -9,17 +9,19 @@ done (Gradio 6.31's Model3D draws nothing otherwise).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import gradio as gr
 
 from pipeline.errors import KneePipelineError
 
-from .handlers import Services, _delete_inputs
+from .handlers import Services, verified_uploads
 from .jobs import Job, JobCancelled
+from .messages import user_message
+from .uploads import copy_input
 
 logger = logging.getLogger(__name__)
 
@@ -48,31 +50,60 @@ def run_compare(
     threshold_mm: float | None,
     session: str | None,
     progress: gr.Progress,
+    submitted_at: float | None = None,
 ) -> tuple:
-    """The Compare button: (status, job token, table, registration notes, colour bar, downloads)."""
+    """The Compare button: (status, job token, table, registration notes, colour bar, downloads).
+
+    Like an analysis, it works on private copies of the two uploads in its job's folder (checked to be real uploads
+    when its turn comes) and deletes only those."""
     if not baseline or not followup:
         raise gr.Error("Upload both visits: the baseline and the follow-up (results zips, MRIs or label maps).")
-    for path in (baseline, followup):
-        if os.path.isfile(path) and os.path.getsize(path) > services.max_upload_mb * 1024 * 1024:
-            _delete_inputs(baseline, followup)
-            raise gr.Error(f"{Path(path).name} is larger than the {services.max_upload_mb} MB upload limit.")
-    try:
-        return _compare(services, baseline, followup, scheme, threshold_mm, session, progress)
-    finally:
-        _delete_inputs(baseline, followup)
+
+    def inputs(job: Job) -> tuple[str, str]:
+        uploads = verified_uploads(services, session, baseline=baseline, followup=followup)
+        for path in uploads.values():
+            if path and path.stat().st_size > services.max_upload_mb * 1024 * 1024:
+                raise gr.Error(f"{path.name} is larger than the {services.max_upload_mb} MB upload limit.")
+        copies = {key: copy_input(path, job.inputs / key) for key, path in uploads.items() if path}
+        return str(copies["baseline"]), str(copies["followup"])
+
+    return _compare(services, inputs, scheme, threshold_mm, session, progress, submitted_at)
 
 
-def run_example(services: Services, threshold_mm: float | None, session: str | None, progress: gr.Progress) -> tuple:
+def run_example(
+    services: Services,
+    threshold_mm: float | None,
+    session: str | None,
+    progress: gr.Progress,
+    submitted_at: float | None = None,
+) -> tuple:
     """The example button: a synthetic knee and its follow-up, as two label maps."""
     baseline, followup = example_pair(services.store.root.parent)
-    return _compare(services, str(baseline), str(followup), "canonical", threshold_mm, session, progress)
+    return _compare(
+        services, lambda job: (str(baseline), str(followup)), "canonical", threshold_mm, session, progress, submitted_at
+    )
 
 
-def _compare(services, baseline, followup, scheme, threshold_mm, session, progress) -> tuple:
+def _compare(
+    services: Services,
+    inputs: Callable[[Job], tuple[str, str]],
+    scheme: str,
+    threshold_mm: float | None,
+    session: str | None,
+    progress: gr.Progress,
+    submitted_at: float | None,
+) -> tuple:
     from pipeline.longitudinal import CompareOptions, compare
 
-    job = services.store.create(session)
     try:
+        job = services.store.create(session, submitted_at)
+    except JobCancelled:
+        if services.uploads is not None:
+            services.uploads.release(session)
+        raise gr.Error("Cancelled: the comparison was stopped before it started, at your request.") from None
+    succeeded = False
+    try:
+        baseline, followup = inputs(job)
         options = CompareOptions(threshold_mm=0.2 if threshold_mm is None else float(threshold_mm))
 
         def report(fraction: float, message: str) -> None:
@@ -84,6 +115,7 @@ def _compare(services, baseline, followup, scheme, threshold_mm, session, progre
         )
         progress(0.95, desc="Writing results")
         files = change.write(job.folder / "compare")
+        succeeded = True
         return (
             done_message(change, services.retention_hours),
             job.token,
@@ -95,13 +127,15 @@ def _compare(services, baseline, followup, scheme, threshold_mm, session, progre
     except JobCancelled:
         raise gr.Error("Cancelled: the comparison was stopped at your request.") from None
     except KneePipelineError as exc:
-        raise gr.Error(str(exc)) from None
+        raise gr.Error(user_message(str(exc))) from None
+    except gr.Error:
+        raise
     except Exception as exc:  # unknown failure: details to the log, a short message to the page
         logger.error("comparison %s failed:\n%s", job.token, traceback.format_exc())
         message = f"Unexpected {type(exc).__name__}; the details are in the server log (job {job.token[:8]})."
         raise gr.Error(message) from None
     finally:
-        services.store.finish(session, job)
+        services.store.finish(session, job, keep=succeeded)
 
 
 def show_change_3d(services: Services, token: str | None):

@@ -100,7 +100,7 @@ def run_upload(
 
     def inputs(job: Job) -> tuple[str | None, str | None]:
         # Checked when the job's turn comes (a job cancelled while waiting is refused before this).
-        uploads = _verified_uploads(services, session, image=image_path, labels=labels_path)
+        uploads = verified_uploads(services, session, image=image_path, labels=labels_path)
         for path in uploads.values():
             if path and path.stat().st_size > services.max_upload_mb * 1024 * 1024:
                 raise gr.Error(f"{path.name} is larger than the {services.max_upload_mb} MB upload limit.")
@@ -113,7 +113,7 @@ def run_upload(
     yield from _run(services, inputs, options, session, progress, submitted_at)
 
 
-def _verified_uploads(services: Services, session: str | None, **paths: str | None) -> dict[str, Path | None]:
+def verified_uploads(services: Services, session: str | None, **paths: str | None) -> dict[str, Path | None]:
     """Each given path checked to be a real upload of this server (never another job's file), and claimed for the
     session so that it is removed when the session ends."""
     verified: dict[str, Path | None] = {}
@@ -121,7 +121,7 @@ def _verified_uploads(services: Services, session: str | None, **paths: str | No
         if not path or services.uploads is None:  # no registry: handlers called directly (tests, notebooks)
             verified[key] = Path(path) if path else None
             continue
-        what = "The image" if key == "image" else "The label map"
+        what = {"image": "The image", "labels": "The label map"}.get(key, f"The {key} file")
         try:
             verified[key] = services.uploads.verify(path, what=what)
         except UploadRefused as exc:

@@ -318,10 +318,11 @@ def _wire_compare(services: Services, c: SimpleNamespace, outputs: list) -> None
     lane = {"concurrency_id": "gpu", "concurrency_limit": 1}
 
     def run_job(base, follow, chosen_scheme, mm, request: gr.Request, progress=gr.Progress()):
-        return compare.run_compare(services, base, follow, chosen_scheme, mm, _session(request), progress)
+        submitted = handlers.submitted_at(request)
+        return compare.run_compare(services, base, follow, chosen_scheme, mm, _session(request), progress, submitted)
 
     def example_job(mm, request: gr.Request, progress=gr.Progress()):
-        return compare.run_example(services, mm, _session(request), progress)
+        return compare.run_example(services, mm, _session(request), progress, handlers.submitted_at(request))
 
     events = [
         c.run.click(run_job, [c.baseline, c.followup, c.scheme, c.threshold], outputs, api_name="compare", **lane),
@@ -341,6 +342,12 @@ def _wire_compare(services: Services, c: SimpleNamespace, outputs: list) -> None
         return handlers.cancel(services, _session(request))
 
     c.cancel.click(cancel_job, None, outputs[0], api_name="compare_cancel", concurrency_limit=None, cancels=events)
+
+    def upload_arrived(path, request: gr.Request):  # removed with the session (see _wire_session)
+        handlers.remember_upload(services, path, _session(request))
+
+    for visit in (c.baseline, c.followup):
+        visit.change(upload_arrived, visit, None, concurrency_limit=None, api_visibility="private")
 
 
 def _session(request: gr.Request | None) -> str | None:
