@@ -96,7 +96,7 @@ class DicomSource:
         first = self.first_header
         return {
             "manufacturer": str(getattr(first, "Manufacturer", "")),
-            "scanning_sequence": _text(first, "ScanningSequence"),
+            "scanning_sequence": header_text(first, "ScanningSequence"),
             "repetition_time_ms": _float_or_none(getattr(first, "RepetitionTime", None)),
             "flip_angle_deg": _float_or_none(getattr(first, "FlipAngle", None)),
             "echo_times_ms": [e.echo_time_ms for e in self.echoes],
@@ -361,7 +361,8 @@ def _float_or_none(value: object) -> float | None:
         return None
 
 
-def _text(ds: Any, keyword: str) -> str:
+def header_text(ds: Any, keyword: str) -> str:
+    """A header value as text; multi-valued elements joined by a backslash, as DICOM stores them."""
     value = getattr(ds, keyword, None)
     if value is None:
         return ""

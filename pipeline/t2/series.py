@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InvalidInputError
-from ..io.dicom import DicomSource, echo_key
+from ..io.dicom import DicomSource, echo_key, header_text
 from .mese import MIN_ECHOES, MeseSeries
 from .qdess import GE_PRIVATE_CREATOR, GL_AREA_TAG, TG_TAG, NotQDessError, QDessSeries
 
@@ -30,7 +30,7 @@ def t2_series_from_source(source: DicomSource) -> QDessSeries | MeseSeries:
     """
     echoes = _group_echoes(source.headers)
     first = source.first_header
-    sequence = _text(first, "ScanningSequence")
+    sequence = header_text(first, "ScanningSequence")
     spin_echo = "SE" in sequence.split("\\") and "GR" not in sequence
     if spin_echo and len(echoes) >= MIN_ECHOES:
         return mese_from_source(source)
@@ -62,7 +62,7 @@ def mese_from_source(source: DicomSource, *, notes: tuple[str, ...] = ()) -> Mes
         InvalidInputError: an enhanced multi-frame file, echoes with different slice counts or TR, a short TR.
     """
     name = source.name
-    description = _text(source.first_header, "SeriesDescription") or "(no description)"
+    description = header_text(source.first_header, "SeriesDescription") or "(no description)"
     if all(len(e.headers) == 1 for e in source.echoes):
         raise InvalidInputError(
             f"{name}: an enhanced (multi-frame) DICOM; MESE T2 reads classic single-frame series. Export the "
@@ -167,8 +167,8 @@ def _group_echoes(headers: list) -> dict[tuple, list]:
 
 
 def _check_is_qdess(echoes: dict[tuple, list], first, name: str) -> None:
-    sequence = _text(first, "ScanningSequence")
-    description = _text(first, "SeriesDescription") or "(no description)"
+    sequence = header_text(first, "ScanningSequence")
+    description = header_text(first, "SeriesDescription") or "(no description)"
     if "GR" not in sequence and sequence:
         raise NotQDessError(
             f"{name}: series '{description}' is a {sequence.replace(chr(92), '/')} sequence with {len(echoes)} "
@@ -208,7 +208,7 @@ def _repeated_positions(headers: list) -> bool:
 
 
 def _sequence_notes(first) -> list[str]:
-    words = " ".join(_text(first, k) for k in ("SeriesDescription", "SequenceName")).lower()
+    words = " ".join(header_text(first, k) for k in ("SeriesDescription", "SequenceName")).lower()
     if "dess" in words:
         return []
     return [
@@ -230,12 +230,3 @@ def _consistent(headers: list, keyword: str, name: str) -> float | None:
 def _element_value(ds, tag: tuple[int, int]):
     element = ds.get(tag)
     return None if element is None else element.value
-
-
-def _text(ds, keyword: str) -> str:
-    value = getattr(ds, keyword, None)
-    if value is None:
-        return ""
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        return "\\".join(str(v) for v in value)
-    return str(value)
