@@ -1,0 +1,188 @@
+"""Runners: callables that take one network input patch (1, C, *patch), float32 on the CPU, and return its logits.
+
+nnU-Net's predictor calls ``self.network(x)`` once per tile (and once per mirrored copy); the segmenter puts a runner
+there for that call only (``predictor.py``), so nnU-Net's preprocessing, sliding window, Gaussian weighting,
+mirroring and resampling are untouched. Every runner returns float32 logits.
+
+- :class:`TorchRunner`: PyTorch eager with the CPU levers (bf16 autocast, channels-last 3-D, ``torch.compile``).
+- :class:`OnnxRuntimeRunner`: the exported graph in ONNX Runtime (CPU execution provider, fp32).
+- :class:`OpenVinoRunner`: the exported graph in OpenVINO (CPU plugin; fp32, or bf16 where the CPU has it).
+
+The graph runners were exported for one input shape; any other shape goes to the eager network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from .cpu import has_native_bf16
+
+
+class BackendUnavailable(RuntimeError):
+    """A backend cannot run here (package missing, CPU lacks an instruction set, device mismatch)."""
+
+
+class TorchRunner:
+    """PyTorch eager on the predictor's own network, with optional CPU levers.
+
+    Args:
+        network: the loaded nnU-Net network (weights are reloaded into it by nnU-Net; levers keep working).
+        precision: 'fp32', or 'bf16' (CPU autocast; only where the CPU has native bf16).
+        channels_last: convert weights and inputs to channels-last 3-D memory format.
+        compile: wrap the network in ``torch.compile`` (slow first call; the compiled graph is cached per process).
+    """
+
+    backend = "torch"
+
+    def __init__(self, network: Any, *, precision: str = "fp32", channels_last: bool = False, compile: bool = False):
+        import torch
+
+        if precision not in ("fp32", "bf16"):
+            raise BackendUnavailable(f"PyTorch eager runs fp32 or bf16, not {precision}")
+        if precision == "bf16" and not has_native_bf16():
+            raise BackendUnavailable("this CPU has no native bf16 (AVX512_BF16/AMX); bf16 would be emulated")
+        self.precision = precision
+        self.channels_last = channels_last
+        self.compiled = compile
+        self._network = network
+        if channels_last:
+            network.to(memory_format=torch.channels_last_3d)
+        self._call = torch.compile(network) if compile else network
+
+    def __call__(self, x: Any) -> Any:
+        import torch
+
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        bf16 = self.precision == "bf16" and x.device.type == "cpu"
+        with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+            out = self._call(x)
+        return out.float().contiguous()
+
+    def describe(self) -> dict:
+        import torch
+
+        return {
+            "backend": self.backend,
+            "precision": self.precision,
+            "runtime": f"torch {torch.__version__}",
+            "channels_last": self.channels_last,
+            "torch_compile": self.compiled,
+            "threads": torch.get_num_threads(),
+        }
+
+
+class _GraphRunner:
+    """Shared part of the exported-graph runners: shape guard and description."""
+
+    backend = ""
+    precision = "fp32"
+    runtime = ""
+
+    def __init__(self, graph_path: Path, input_shape: tuple[int, ...], eager: Any, threads: int):
+        self.graph_path = graph_path
+        self.input_shape = tuple(input_shape)
+        self.threads = threads
+        self._eager = eager
+
+    def __call__(self, x: Any) -> Any:
+        import torch
+
+        if tuple(x.shape) != self.input_shape or x.device.type != "cpu":
+            return self._eager(x).float()  # not the exported shape: the graph cannot take it
+        out = self.run(x.detach().contiguous().numpy())
+        return torch.from_numpy(out)
+
+    def run(self, patch: Any) -> Any:
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {
+            "backend": self.backend,
+            "precision": self.precision,
+            "runtime": self.runtime,
+            "threads": self.threads,
+            "graph": self.graph_path.name,
+        }
+
+
+class OnnxRuntimeRunner(_GraphRunner):
+    backend = "onnx"
+
+    def __init__(self, graph_path: Path, input_shape: tuple[int, ...], eager: Any, *, threads: int, precision: str):
+        if precision != "fp32":
+            raise BackendUnavailable(f"ONNX Runtime's CPU provider runs this graph in fp32 only, not {precision}")
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise BackendUnavailable(f"onnxruntime is not installed ({exc})") from exc
+        super().__init__(graph_path, input_shape, eager, threads)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # warnings about unused initialisers are noise here
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = ort.InferenceSession(str(graph_path), options, providers=["CPUExecutionProvider"])
+        self._input = self._session.get_inputs()[0].name
+        self.runtime = f"onnxruntime {ort.__version__}"
+
+    def run(self, patch: Any) -> Any:
+        return self._session.run(None, {self._input: patch})[0]
+
+
+def import_openvino() -> Any:
+    """openvino with its usage telemetry off: with ``openvino_telemetry`` unimportable, OpenVINO uses its own stub.
+
+    Only the converter tools send telemetry (KneeScope reads ONNX through ``Core`` and never calls them); this
+    makes sure nothing in this process can.
+    """
+    if "openvino" not in sys.modules:
+        sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+    try:
+        import openvino
+    except ImportError as exc:
+        raise BackendUnavailable(f"openvino is not installed ({exc})") from exc
+    return openvino
+
+
+class OpenVinoRunner(_GraphRunner):
+    backend = "openvino"
+
+    def __init__(
+        self,
+        graph_path: Path,
+        input_shape: tuple[int, ...],
+        eager: Any,
+        *,
+        threads: int,
+        precision: str,
+        cache_dir: Path | None = None,
+    ):
+        if precision not in ("fp32", "bf16"):
+            raise BackendUnavailable(f"OpenVINO runs fp32 or bf16 here, not {precision}")
+        if precision == "bf16" and not has_native_bf16():
+            raise BackendUnavailable("this CPU has no native bf16 (AVX512_BF16/AMX)")
+        ov = import_openvino()
+        super().__init__(graph_path, input_shape, eager, threads)
+        self.precision = precision
+        # OpenVINO picks bf16 by itself on CPUs that have it: say which precision we want, always.
+        config: dict[str, Any] = {
+            "INFERENCE_PRECISION_HINT": "f32" if precision == "fp32" else "bf16",
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": threads,
+        }
+        if cache_dir is not None:
+            config["CACHE_DIR"] = str(cache_dir)  # compiled blobs: later loads skip the compilation
+        core = ov.Core()
+        self._compiled = core.compile_model(str(graph_path), "CPU", config)
+        self._request = self._compiled.create_infer_request()
+        self.runtime = f"openvino {ov.get_version().split('-')[0]}"
+
+    def run(self, patch: Any) -> Any:
+        import numpy as np
+
+        result = self._request.infer({0: patch})
+        return np.array(result[self._compiled.output(0)], dtype=np.float32, copy=True)  # buffers are reused
