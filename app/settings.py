@@ -8,6 +8,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.config import BACKENDS
+
 
 @dataclass(frozen=True)
 class AppSettings:
@@ -22,6 +24,7 @@ class AppSettings:
     max_queue: int = 8
     max_disk_gb: float = 20.0
     model_dir: Path | None = None
+    backend: str = "auto"  # segmentation backend on a CPU (pipeline.config.InferenceOptions.backend)
 
     @classmethod
     def from_args(cls, argv: list[str] | None = None) -> AppSettings:
@@ -54,6 +57,13 @@ class AppSettings:
             default=env("KNEESCOPE_MODEL_DIR"),
             help="local folder with the published nnU-Net layout (air-gapped hosts)",
         )
+        parser.add_argument(
+            "--backend",
+            choices=BACKENDS,
+            default=env("KNEESCOPE_BACKEND", "auto"),
+            help="what runs the segmentation network on a CPU: auto (fastest that agrees, measured once), torch, "
+            "onnx or openvino",
+        )
         args = parser.parse_args(argv)
         auth = None
         if args.auth:
@@ -72,4 +82,5 @@ class AppSettings:
             retention_hours=args.retention_hours,
             max_queue=args.max_queue,
             model_dir=Path(args.model_dir) if args.model_dir else None,
+            backend=args.backend,
         )

@@ -26,28 +26,36 @@ class BackendUnavailable(RuntimeError):
 
 
 class TorchRunner:
-    """PyTorch eager on the predictor's own network, with optional CPU levers.
+    """PyTorch eager on the predictor's own network, with optional levers.
 
     Args:
         network: the loaded nnU-Net network (weights are reloaded into it by nnU-Net; levers keep working).
-        precision: 'fp32', or 'bf16' (CPU autocast; only where the CPU has native bf16).
+        precision: 'fp32'; 'bf16' (autocast; on a CPU only where it has native bf16); 'fp16' (CUDA autocast).
         channels_last: convert weights and inputs to channels-last 3-D memory format.
         compile: wrap the network in ``torch.compile`` (slow first call; the compiled graph is cached per process).
     """
 
     backend = "torch"
 
-    def __init__(self, network: Any, *, precision: str = "fp32", channels_last: bool = False, compile: bool = False):
+    def __init__(
+        self,
+        network: Any,
+        *,
+        precision: str = "fp32",
+        channels_last: bool = False,
+        compile: bool = False,
+        device_type: str = "cpu",
+    ):
         import torch
 
-        if precision not in ("fp32", "bf16"):
-            raise BackendUnavailable(f"PyTorch eager runs fp32 or bf16, not {precision}")
-        if precision == "bf16" and not has_native_bf16():
+        if precision not in ("fp32", "bf16", "fp16") or (precision == "fp16" and device_type != "cuda"):
+            raise BackendUnavailable(f"PyTorch runs fp32 or bf16 on a CPU (fp16 on CUDA), not {precision}")
+        if precision == "bf16" and device_type == "cpu" and not has_native_bf16():
             raise BackendUnavailable("this CPU has no native bf16 (AVX512_BF16/AMX); bf16 would be emulated")
         self.precision = precision
         self.channels_last = channels_last
         self.compiled = compile
-        self._network = network
+        self._dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
         if channels_last:
             network.to(memory_format=torch.channels_last_3d)
         self._call = torch.compile(network) if compile else network
@@ -57,8 +65,13 @@ class TorchRunner:
 
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last_3d)
-        bf16 = self.precision == "bf16" and x.device.type == "cpu"
-        with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+        if x.device.type in ("cpu", "cuda"):
+            # Explicit either way: nnU-Net wraps CUDA runs in fp16 autocast, and the innermost context wins.
+            enabled = self._dtype is not None
+            context: Any = torch.autocast(x.device.type, dtype=self._dtype or torch.bfloat16, enabled=enabled)
+        else:
+            context = contextlib.nullcontext()
+        with context:
             out = self._call(x)
         return out.float().contiguous()
 
@@ -91,10 +104,10 @@ class _GraphRunner:
     def __call__(self, x: Any) -> Any:
         import torch
 
-        if tuple(x.shape) != self.input_shape or x.device.type != "cpu":
+        if tuple(x.shape) != self.input_shape:
             return self._eager(x).float()  # not the exported shape: the graph cannot take it
-        out = self.run(x.detach().contiguous().numpy())
-        return torch.from_numpy(out)
+        out = self.run(x.detach().float().cpu().contiguous().numpy())
+        return torch.from_numpy(out).to(x.device)
 
     def run(self, patch: Any) -> Any:
         raise NotImplementedError
@@ -110,24 +123,42 @@ class _GraphRunner:
 
 
 class OnnxRuntimeRunner(_GraphRunner):
+    """ONNX Runtime; on the CPU provider fp32 only. ``providers`` (e.g. TensorRT, CUDA with their options) are for GPU
+    checks with an onnxruntime-gpu build; the precision is then the provider's business (e.g. ``trt_fp16_enable``)."""
+
     backend = "onnx"
 
-    def __init__(self, graph_path: Path, input_shape: tuple[int, ...], eager: Any, *, threads: int, precision: str):
-        if precision != "fp32":
+    def __init__(
+        self,
+        graph_path: Path,
+        input_shape: tuple[int, ...],
+        eager: Any,
+        *,
+        threads: int,
+        precision: str,
+        providers: list | None = None,
+    ):
+        if precision != "fp32" and providers is None:
             raise BackendUnavailable(f"ONNX Runtime's CPU provider runs this graph in fp32 only, not {precision}")
         try:
             import onnxruntime as ort
         except ImportError as exc:
             raise BackendUnavailable(f"onnxruntime is not installed ({exc})") from exc
+        providers = providers or ["CPUExecutionProvider"]
+        names = [p[0] if isinstance(p, tuple) else p for p in providers]
+        missing = [n for n in names if n not in ort.get_available_providers()]
+        if missing:
+            raise BackendUnavailable(f"this onnxruntime build lacks {', '.join(missing)}")
         super().__init__(graph_path, input_shape, eager, threads)
+        self.precision = precision
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # warnings about unused initialisers are noise here
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(str(graph_path), options, providers=["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(str(graph_path), options, providers=providers)
         self._input = self._session.get_inputs()[0].name
-        self.runtime = f"onnxruntime {ort.__version__}"
+        self.runtime = f"onnxruntime {ort.__version__} ({', '.join(self._session.get_providers())})"
 
     def run(self, patch: Any) -> Any:
         return self._session.run(None, {self._input: patch})[0]

@@ -94,7 +94,8 @@ def load_runner(
     if spec.device.type != "cpu":
         if backend in ("onnx", "openvino"):
             logger.warning("Backend %s runs on the CPU only; device %s uses PyTorch.", backend, spec.device)
-        return LoadedRunner(TorchRunner(spec.network), _info(TorchRunner(spec.network), requested, device=spec.device))
+        runner = TorchRunner(spec.network)  # not called there (the segmenter leaves nnU-Net's own call in place)
+        return LoadedRunner(runner, _info(runner, requested, device=spec.device))
     if backend == "auto":
         return _auto(spec, precision, requested, make_patch)
     chosen = "fp32" if precision == "auto" else precision
