@@ -30,9 +30,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's pipeline, not an installed one
 
-from pipeline.shape.decoder import TriplanarDecoder  # noqa: E402
-from pipeline.shape.fit import FitSamples, FitSettings, fit_latent  # noqa: E402
-from pipeline.shape.meshing import evaluate  # noqa: E402
+from pipeline.shape.decoder import TriplanarDecoder
+from pipeline.shape.fit import FitSamples, FitSettings, fit_latent
+from pipeline.shape.meshing import evaluate
 
 PUBLISHED_ITERATIONS = 2000
 GRID_POINTS_256 = 256**3
