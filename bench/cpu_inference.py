@@ -150,23 +150,20 @@ class FirstOutput:
         return out
 
 
-def run_case(segmenter, image, repeat: int) -> dict:
-    """Seconds (best of ``repeat``), tiles, peak RSS, softmax probabilities and the first tile's logits."""
+def run_case(segmenter, image, *, probabilities: bool) -> dict:
+    """Seconds, tiles and peak RSS of one case; with ``probabilities`` also the softmax and the first tile's logits."""
     predictor = segmenter._stages[0].predictor
     data = image.array[None].astype(np.float32)
     properties = {"spacing": [float(s) for s in image.spacing[::-1]]}
-    times, probabilities = [], None
+    predictor.runner.first = None
     with PeakRss() as rss:
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            _, probs = predictor.predict_single_npy_array(data, dict(properties), None, None, True)
-            times.append(time.perf_counter() - t0)
-            if probabilities is None:
-                probabilities = probs
-            del probs
-    return {"seconds": min(times), "all_seconds": times, "tiles": predictor.tiles_total,
-            "peak_rss_gib": rss.peak / 2**30, "probabilities": probabilities,
-            "first_tile": predictor.runner.first}  # fmt: skip
+        t0 = time.perf_counter()
+        out = predictor.predict_single_npy_array(data, dict(properties), None, None, probabilities)
+        seconds = time.perf_counter() - t0
+    row = {"seconds": seconds, "tiles": predictor.tiles_total, "peak_rss_gib": rss.peak / 2**30}
+    if probabilities:
+        row.update(probabilities=out[1], first_tile=predictor.runner.first)
+    return row
 
 
 def agreement(reference: np.ndarray, other: np.ndarray) -> dict:
@@ -202,12 +199,18 @@ def demo_dice(variants: list[Variant]) -> dict[str, dict]:
 
 
 def run_variants(folder: Path, image, variants: list[Variant], repeat: int) -> dict[str, dict]:
+    """First pass: every variant once, with agreement against the first (eager fp32). Further passes (``repeat``)
+    time the variants in turn again, so that a change in the machine's load hits every backend alike."""
+    import torch
+
     from pipeline.segmentation.backends import compare_logits
 
     t0 = time.perf_counter()
     segmenter = load_segmenter(folder, demo=False)
     print(f"  model load {time.perf_counter() - t0:.1f} s", flush=True)
+    predictor = segmenter._stages[0].predictor
     rows: dict[str, dict] = {}
+    runners: dict[str, object] = {}
     reference = reference_tile = None
     for variant in variants:
         row: dict = {"backend": variant.backend, "precision": variant.precision}
@@ -215,22 +218,34 @@ def run_variants(folder: Path, image, variants: list[Variant], repeat: int) -> d
             t0 = time.perf_counter()
             row["backend_info"] = use_variant(segmenter, variant)
             row["load_s"] = time.perf_counter() - t0  # includes the one-off ONNX export for the first graph backend
-            case = run_case(segmenter, image, repeat)
+            case = run_case(segmenter, image, probabilities=True)
         except Exception as exc:
             rows[variant.name] = {**row, "unavailable": f"{exc.__class__.__name__}: {exc}"}
             print(f"  {variant.name:28s} unavailable: {exc}", flush=True)
             continue
+        runners[variant.name] = predictor.runner
         probabilities, first_tile = case.pop("probabilities"), case.pop("first_tile")
         if reference is None:
             reference, reference_tile = probabilities, first_tile
-        row.update(case)
+        row.update(case, all_seconds=[case["seconds"]])
         row.update(agreement(reference, probabilities))
         row["max_softmax_diff"] = compare_logits(reference_tile, first_tile)["max_softmax_diff"]
         rows[variant.name] = row
         print(f"  {variant.name:28s} {row['seconds']:8.1f} s  argmax {row['argmax_agreement']:.5f}  "
-              f"load {row['load_s']:.1f} s", flush=True)  # fmt: skip
+              f"load {row['load_s']:.1f} s  (load average {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
         del probabilities
         gc.collect()
+    for _ in range(repeat - 1):
+        for name, runner in runners.items():
+            predictor.runner = runner
+            layout = torch.channels_last_3d if getattr(runner.runner, "channels_last", False) else None
+            predictor.network.to(memory_format=layout or torch.contiguous_format)
+            case = run_case(segmenter, image, probabilities=False)
+            row = rows[name]
+            row["all_seconds"].append(case["seconds"])
+            row["seconds"] = min(row["all_seconds"])
+            row["peak_rss_gib"] = max(row["peak_rss_gib"], case["peak_rss_gib"])
+            print(f"  {name:28s} {case['seconds']:8.1f} s  (load average {os.getloadavg()[0]:.1f})", flush=True)
     return rows
 
 

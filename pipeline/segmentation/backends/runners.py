@@ -204,6 +204,9 @@ class OpenVinoRunner(_GraphRunner):
             "INFERENCE_PRECISION_HINT": "f32" if precision == "fp32" else "bf16",
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_NUM_THREADS": threads,
+            # Pinning threads to cores pays off on a dedicated machine only; on shared machines (CI, clusters,
+            # several users) it was measured slower (bench/RESULTS.md).
+            "ENABLE_CPU_PINNING": False,
         }
         if cache_dir is not None:
             config["CACHE_DIR"] = str(cache_dir)  # compiled blobs: later loads skip the compilation
