@@ -184,10 +184,16 @@ def backend_runner(name: str, stage, device: str, cache: Path):
     network.to(memory_format=torch.contiguous_format)  # undo a previous channels-last run
     if kind == "torch":
         return TorchRunner(network, precision=precision, device_type=device, **options)
+    providers = options["providers"]
+    wanted = ["TensorrtExecutionProvider", "CUDAExecutionProvider"] if providers == "tensorrt" else providers
+    import onnxruntime
+
+    missing = [p for p in wanted if p not in onnxruntime.get_available_providers()]
+    if missing:  # say so before spending a minute on the export
+        raise RuntimeError(f"this onnxruntime build lacks {', '.join(missing)} (install onnxruntime-gpu)")
     shape = (1, 1, *stage.predictor.configuration_manager.patch_size)
     graph = exported_onnx(copy.deepcopy(network).cpu(), folder=cache, configuration=stage.configuration,
                           checkpoint_sha256=sha256_file(stage.checkpoint), input_shape=shape)  # fmt: skip
-    providers = options["providers"]
     if providers == "tensorrt":  # fp16 engines, cached between runs; CUDA takes any node TensorRT cannot
         trt = {"trt_fp16_enable": True, "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache)}
         providers = [("TensorrtExecutionProvider", trt), "CUDAExecutionProvider"]
