@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -226,7 +227,9 @@ def _read_calibration(path: Path) -> dict | None:
 def _write_calibration(path: Path, record: dict) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=2))
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")  # cohort workers may measure at once
+        partial.write_text(json.dumps(record, indent=2))
+        os.replace(partial, path)
     except OSError as exc:  # a read-only cache only costs a new measurement next time
         logger.warning("Could not store the backend measurement in %s: %s", path, exc)
 
