@@ -81,7 +81,8 @@ class PeakRss:
     """Peak resident memory of this process while the block runs (sampled every 20 ms from /proc)."""
 
     def __enter__(self):
-        self.peak, self._stop = _rss_bytes(), threading.Event()
+        self.start = self.peak = _rss_bytes()
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
@@ -162,7 +163,9 @@ def run_case(segmenter, image, *, probabilities: bool) -> dict:
         t0 = time.perf_counter()
         out = predictor.predict_single_npy_array(data, dict(properties), None, None, probabilities)
         seconds = time.perf_counter() - t0
-    row = {"seconds": seconds, "tiles": predictor.tiles_total, "peak_rss_gib": rss.peak / 2**30}
+    # peak RSS of the process, and what the case added to what was already loaded (models, earlier runners)
+    row = {"seconds": seconds, "tiles": predictor.tiles_total, "peak_rss_gib": rss.peak / 2**30,
+           "case_rss_gib": (rss.peak - rss.start) / 2**30}  # fmt: skip
     if probabilities:
         row.update(probabilities=out[1], first_tile=predictor.runner.first)
     return row
@@ -225,7 +228,8 @@ def run_variants(folder: Path, image, variants: list[Variant], repeat: int) -> d
             rows[variant.name] = {**row, "unavailable": f"{exc.__class__.__name__}: {exc}"}
             print(f"  {variant.name:28s} unavailable: {exc}", flush=True)
             continue
-        runners[variant.name] = predictor.runner
+        if repeat > 1:  # kept for the interleaved passes (their memory then adds to the later rows' peak RSS)
+            runners[variant.name] = predictor.runner
         probabilities, first_tile = case.pop("probabilities"), case.pop("first_tile")
         if reference is None:
             reference, reference_tile = probabilities, first_tile
@@ -246,7 +250,6 @@ def run_variants(folder: Path, image, variants: list[Variant], repeat: int) -> d
             row = rows[name]
             row["all_seconds"].append(case["seconds"])
             row["seconds"] = min(row["all_seconds"])
-            row["peak_rss_gib"] = max(row["peak_rss_gib"], case["peak_rss_gib"])
             print(f"  {name:28s} {case['seconds']:8.1f} s  (load average {os.getloadavg()[0]:.1f})", flush=True)
     return rows
 
@@ -307,7 +310,7 @@ def judge(rows: dict[str, dict], demo: dict[str, dict]) -> None:
 
 def table(rows: dict[str, dict]) -> str:
     lines = [
-        "| backend | s per case | speed-up | tiles | peak RSS GiB | max softmax diff (tile) | argmax agreement "
+        "| backend | s per case | speed-up | tiles | case RSS GiB | max softmax diff (tile) | argmax agreement "
         "| demo Dice min | agrees |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -316,7 +319,7 @@ def table(rows: dict[str, dict]) -> str:
             lines.append(f"| {name} | unavailable: {r.get('unavailable', '')} |||||||| ")
             continue
         lines.append(
-            f"| {name} | {r['seconds']:.1f} | {r['speedup']:.2f}x | {r['tiles']} | {r['peak_rss_gib']:.2f} "
+            f"| {name} | {r['seconds']:.1f} | {r['speedup']:.2f}x | {r['tiles']} | {r['case_rss_gib']:.2f} "
             f"| {r['max_softmax_diff']:.4f} | {100 * r['argmax_agreement']:.3f} % "
             f"| {r.get('demo_dice_min', float('nan')):.4f} | {'yes' if r['agrees'] else 'no'} |"
         )
@@ -347,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one tile-sized input (under 3 minutes)")
     parser.add_argument("--repeat", type=int, default=None, help="runs per backend, best kept (quick 2, full 1)")
     parser.add_argument("--levers", action="store_true", help="also channels-last and torch.compile (PyTorch)")
+    parser.add_argument("--backends", nargs="+", choices=[v.name.replace(" ", "-") for v in VARIANTS[1:]],
+                        help="only these (eager fp32, the reference, always runs); default: all")  # fmt: skip
     parser.add_argument("--settings", action="store_true", help="only the sliding-window settings (demo model)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
@@ -362,7 +367,9 @@ def main(argv: list[str] | None = None) -> int:
 
     started, load_start = time.perf_counter(), os.getloadavg()
     repeat = args.repeat or (2 if args.quick else 1)
-    variants = VARIANTS + (LEVERS if args.levers else [])
+    chosen = set(args.backends or [])
+    variants = [v for v in VARIANTS if not chosen or v == BASELINE or v.name.replace(" ", "-") in chosen]
+    variants += LEVERS if args.levers else []
     with tempfile.TemporaryDirectory(prefix="kneescope-cpu-bench-") as tmp:
         tmp_path = Path(tmp)
         os.environ["KNEESCOPE_EXPORT_DIR"] = str(tmp_path / "export")  # the export is timed, not reused
