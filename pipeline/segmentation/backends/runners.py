@@ -95,11 +95,19 @@ class _GraphRunner:
     precision = "fp32"
     runtime = ""
 
-    def __init__(self, graph_path: Path, input_shape: tuple[int, ...], eager: Any, threads: int):
+    def __init__(
+        self, graph_path: Path, input_shape: tuple[int, ...], eager: Any, *, threads: int, precision: str, **options
+    ):
         self.graph_path = graph_path
         self.input_shape = tuple(input_shape)
         self.threads = threads
+        self.precision = precision
         self._eager = eager
+        self._open(**options)
+
+    def _open(self, **options: Any) -> None:
+        """Load the graph into the runtime (raise BackendUnavailable when it cannot run here)."""
+        raise NotImplementedError
 
     def __call__(self, x: Any) -> Any:
         import torch
@@ -128,18 +136,9 @@ class OnnxRuntimeRunner(_GraphRunner):
 
     backend = "onnx"
 
-    def __init__(
-        self,
-        graph_path: Path,
-        input_shape: tuple[int, ...],
-        eager: Any,
-        *,
-        threads: int,
-        precision: str,
-        providers: list | None = None,
-    ):
-        if precision != "fp32" and providers is None:
-            raise BackendUnavailable(f"ONNX Runtime's CPU provider runs this graph in fp32 only, not {precision}")
+    def _open(self, *, providers: list | None = None, **unused: Any) -> None:
+        if self.precision != "fp32" and providers is None:
+            raise BackendUnavailable(f"ONNX Runtime's CPU provider runs this graph in fp32 only, not {self.precision}")
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -149,14 +148,12 @@ class OnnxRuntimeRunner(_GraphRunner):
         missing = [n for n in names if n not in ort.get_available_providers()]
         if missing:
             raise BackendUnavailable(f"this onnxruntime build lacks {', '.join(missing)}")
-        super().__init__(graph_path, input_shape, eager, threads)
-        self.precision = precision
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # warnings about unused initialisers are noise here
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(str(graph_path), options, providers=providers)
+        self._session = ort.InferenceSession(str(self.graph_path), options, providers=providers)
         self._input = self._session.get_inputs()[0].name
         self.runtime = f"onnxruntime {ort.__version__} ({', '.join(self._session.get_providers())})"
 
@@ -182,28 +179,17 @@ def import_openvino() -> Any:
 class OpenVinoRunner(_GraphRunner):
     backend = "openvino"
 
-    def __init__(
-        self,
-        graph_path: Path,
-        input_shape: tuple[int, ...],
-        eager: Any,
-        *,
-        threads: int,
-        precision: str,
-        cache_dir: Path | None = None,
-    ):
-        if precision not in ("fp32", "bf16"):
-            raise BackendUnavailable(f"OpenVINO runs fp32 or bf16 here, not {precision}")
-        if precision == "bf16" and not has_native_bf16():
+    def _open(self, *, cache_dir: Path | None = None, **unused: Any) -> None:
+        if self.precision not in ("fp32", "bf16"):
+            raise BackendUnavailable(f"OpenVINO runs fp32 or bf16 here, not {self.precision}")
+        if self.precision == "bf16" and not has_native_bf16():
             raise BackendUnavailable("this CPU has no native bf16 (AVX512_BF16/AMX)")
         ov = import_openvino()
-        super().__init__(graph_path, input_shape, eager, threads)
-        self.precision = precision
         # OpenVINO picks bf16 by itself on CPUs that have it: say which precision we want, always.
         config: dict[str, Any] = {
-            "INFERENCE_PRECISION_HINT": "f32" if precision == "fp32" else "bf16",
+            "INFERENCE_PRECISION_HINT": "f32" if self.precision == "fp32" else "bf16",
             "PERFORMANCE_HINT": "LATENCY",
-            "INFERENCE_NUM_THREADS": threads,
+            "INFERENCE_NUM_THREADS": self.threads,
             # Pinning threads to cores pays off on a dedicated machine only; on shared machines (CI, clusters,
             # several users) it was measured slower (bench/RESULTS.md).
             "ENABLE_CPU_PINNING": False,
@@ -211,7 +197,7 @@ class OpenVinoRunner(_GraphRunner):
         if cache_dir is not None:
             config["CACHE_DIR"] = str(cache_dir)  # compiled blobs: later loads skip the compilation
         core = ov.Core()
-        self._compiled = core.compile_model(str(graph_path), "CPU", config)
+        self._compiled = core.compile_model(str(self.graph_path), "CPU", config)
         self._request = self._compiled.create_infer_request()
         self.runtime = f"openvino {ov.get_version().split('-')[0]}"
 
