@@ -8,6 +8,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.config import BACKENDS
 from pipeline.io.limits import DEFAULT_MAX_AXIS, DEFAULT_MAX_VOXELS, ImageLimits
 
 
@@ -30,6 +31,8 @@ class AppSettings:
     @property
     def image_limits(self) -> ImageLimits:
         return ImageLimits(max_voxels=self.max_voxels, max_axis=self.max_axis)
+
+    backend: str = "auto"  # segmentation backend on a CPU (pipeline.config.InferenceOptions.backend)
 
     @classmethod
     def from_args(cls, argv: list[str] | None = None) -> AppSettings:
@@ -74,6 +77,13 @@ class AppSettings:
             default=int(env("KNEESCOPE_MAX_AXIS", str(DEFAULT_MAX_AXIS))),
             help="most voxels accepted along any one axis",
         )
+        parser.add_argument(
+            "--backend",
+            choices=BACKENDS,
+            default=env("KNEESCOPE_BACKEND", "auto"),
+            help="what runs the segmentation network on a CPU: auto (fastest that agrees, measured once), torch, "
+            "onnx or openvino",
+        )
         args = parser.parse_args(argv)
         if args.max_voxels < 1 or args.max_axis < 1:
             parser.error("--max-voxels and --max-axis must be positive")
@@ -96,4 +106,5 @@ class AppSettings:
             model_dir=Path(args.model_dir) if args.model_dir else None,
             max_voxels=args.max_voxels,
             max_axis=args.max_axis,
+            backend=args.backend,
         )

@@ -7,6 +7,7 @@ import logging
 import os
 from pathlib import Path
 
+from pipeline.config import InferenceOptions
 from pipeline.engine import Engine
 
 from .handlers import Services
@@ -20,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 def load_engine(settings: AppSettings) -> Engine:
     """The pipeline's engine: the best segmentation model available offline, or label-map analysis only."""
-    engine = Engine.for_app(model_dir=settings.model_dir)
+    engine = Engine.for_app(model_dir=settings.model_dir, inference=InferenceOptions(backend=settings.backend))
     logger.info("engine ready: %s", engine.describe())
     return engine
 

@@ -8,10 +8,18 @@
    mirroring off/on (seconds per case, sliding-window tiles, peak GPU memory). Random weights segment nothing,
    so the "no knee structures found" check is switched off (``require_knee=False``); only speed is measured.
 
-Without CUDA the timing is skipped (exit code 0) unless ``--device cpu`` asks for a (slow) CPU smoke run, e.g.
-``--device cpu --shape 80 192 160 --runs fp32`` (one tile).
+3. ``--backends``: the inference backends of ``pipeline.segmentation.backends`` on the same image, each against
+   PyTorch fp32 on the same device (argmax agreement of the whole case; a warm-up run first builds cuDNN plans or
+   the TensorRT engine): PyTorch fp32 / fp16 / bf16 autocast, fp16 with channels-last 3-D, fp16 with
+   ``torch.compile``, and the exported ONNX graph in ONNX Runtime's CUDA and TensorRT (fp16) providers. The ONNX
+   Runtime rows need an ``onnxruntime-gpu`` build (``pip install onnxruntime-gpu==1.31.1`` instead of
+   ``onnxruntime``; the CPU build says "lacks CUDAExecutionProvider" and the row is marked unavailable).
 
-    .venv/bin/python bench/gpu_check.py [--runs fp16 fp32 fp16+mirror fp32+mirror] [--json out.json]
+Without CUDA the timing is skipped (exit code 0) unless ``--device cpu`` asks for a (slow) CPU smoke run, e.g.
+``--device cpu --shape 80 192 160 --runs fp32`` (one tile) or ``--device cpu --shape 80 192 160 --runs fp32
+--backends torch-fp32 torch-bf16``.
+
+    .venv/bin/python bench/gpu_check.py [--runs fp16 fp32 fp16+mirror fp32+mirror] [--backends all] [--json out.json]
 """
 
 from __future__ import annotations
@@ -34,6 +42,16 @@ sys.path.insert(0, str(ROOT))
 SHAPE_KJI = (160, 384, 384)  # array order of a sagittal DESS: 160 slices of 384 x 384
 SPACING_IJK = (0.36, 0.36, 0.7)  # mm, ITK order
 RUNS = {"fp16": (True, False), "fp32": (False, False), "fp16+mirror": (True, True), "fp32+mirror": (False, True)}
+#: GPU backends: (kind, precision, options). torch-fp32 first: it is the reference of the others.
+BACKENDS = {
+    "torch-fp32": ("torch", "fp32", {}),
+    "torch-fp16": ("torch", "fp16", {}),
+    "torch-bf16": ("torch", "bf16", {}),
+    "torch-fp16-channels-last": ("torch", "fp16", {"channels_last": True}),
+    "torch-fp16-compile": ("torch", "fp16", {"compile": True}),
+    "ort-cuda-fp32": ("onnx", "fp32", {"providers": ["CUDAExecutionProvider"]}),
+    "ort-tensorrt-fp16": ("onnx", "fp16", {"providers": "tensorrt"}),
+}
 
 
 def derive_plans(tmp: Path, n_cases: int = 10) -> dict:
@@ -152,13 +170,88 @@ def time_runs(folder: Path, image, runs: list[str], device: str) -> list[dict]:
     return rows
 
 
+def backend_runner(name: str, stage, device: str, cache: Path):
+    """The runner of one ``BACKENDS`` entry for a loaded stage (raises when it cannot run here)."""
+    import copy
+
+    import torch
+
+    from pipeline.segmentation.backends import OnnxRuntimeRunner, TorchRunner, exported_onnx
+    from pipeline.weights import sha256_file
+
+    kind, precision, options = BACKENDS[name]
+    network = stage.predictor.network
+    network.to(memory_format=torch.contiguous_format)  # undo a previous channels-last run
+    if kind == "torch":
+        return TorchRunner(network, precision=precision, device_type=device, **options)
+    providers = options["providers"]
+    wanted = ["TensorrtExecutionProvider", "CUDAExecutionProvider"] if providers == "tensorrt" else providers
+    import onnxruntime
+
+    missing = [p for p in wanted if p not in onnxruntime.get_available_providers()]
+    if missing:  # say so before spending a minute on the export
+        raise RuntimeError(f"this onnxruntime build lacks {', '.join(missing)} (install onnxruntime-gpu)")
+    shape = (1, 1, *stage.predictor.configuration_manager.patch_size)
+    graph = exported_onnx(copy.deepcopy(network).cpu(), folder=cache, configuration=stage.configuration,
+                          checkpoint_sha256=sha256_file(stage.checkpoint), input_shape=shape)  # fmt: skip
+    if providers == "tensorrt":  # fp16 engines, cached between runs; CUDA takes any node TensorRT cannot
+        trt = {"trt_fp16_enable": True, "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache)}
+        providers = [("TensorrtExecutionProvider", trt), "CUDAExecutionProvider"]
+    return OnnxRuntimeRunner(graph.path, shape, network, threads=torch.get_num_threads(), precision=precision,
+                             providers=providers)  # fmt: skip
+
+
+def time_backends(folder: Path, image, names: list[str], device: str, cache: Path) -> list[dict]:
+    """Each backend on one case: seconds, tiles, peak GPU memory, argmax agreement with torch-fp32."""
+    import torch
+
+    from bench.cpu_inference import agreement
+    from pipeline import segmentation as segment
+    from pipeline.config import InferenceOptions
+
+    options = InferenceOptions(device=device, backend="torch")
+    segmenter = segment.Segmenter.from_folders([folder], fold=0, options=options, require_knee=False)
+    stage = segmenter._stages[0]
+    data = image.array[None].astype(np.float32)
+    properties = {"spacing": [float(s) for s in image.spacing[::-1]]}
+    cuda = device == "cuda"
+    rows, reference = [], None
+    for name in sorted(names, key=list(BACKENDS).index):
+        try:
+            stage.predictor.runner = backend_runner(name, stage, device, cache)
+            if cuda:
+                stage.predictor.predict_single_npy_array(data, dict(properties), None, None, False)  # warm-up
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            t0 = time.perf_counter()
+            _, probs = stage.predictor.predict_single_npy_array(data, dict(properties), None, None, True)
+            if cuda:
+                torch.cuda.synchronize()
+        except Exception as exc:
+            rows.append({"run": name, "unavailable": f"{exc.__class__.__name__}: {exc}"})
+            print(f"  {name:26s} unavailable: {exc}", flush=True)
+            continue
+        seconds = time.perf_counter() - t0
+        reference = probs if reference is None else reference
+        peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")
+        rows.append({"run": name, "seconds": round(seconds, 2), "tiles": stage.predictor.tiles_total,
+                     "peak_gpu_gib": round(peak, 2), **agreement(reference, probs)})  # fmt: skip
+        print(f"  {name:26s} {seconds:7.1f} s  argmax {rows[-1]['argmax_agreement']:.5f}", flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", nargs="+", choices=list(RUNS), default=list(RUNS))
+    parser.add_argument("--runs", nargs="*", choices=list(RUNS), default=list(RUNS))
     parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
     parser.add_argument("--shape", nargs=3, type=int, default=list(SHAPE_KJI), help="image array shape (k j i)")
+    parser.add_argument("--backends", nargs="*", default=[], choices=[*BACKENDS, "all"],
+                        help="also time these inference backends (all: every one)")  # fmt: skip
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    backends = list(BACKENDS) if "all" in args.backends else args.backends
+    if backends and "torch-fp32" not in backends:
+        backends.insert(0, "torch-fp32")  # the reference of the agreement column
     with tempfile.TemporaryDirectory(prefix="kneescope-gpu-check-") as tmp:
         tmp = Path(tmp)
         plans, dataset_json = derive_plans(tmp)
@@ -174,14 +267,26 @@ def main(argv: list[str] | None = None) -> int:
         if args.device == "cuda" and not torch.cuda.is_available():
             print("CUDA is not available: timing skipped (use --device cpu for a slow CPU smoke run).")
             return 0
-        rows = time_runs(folder, knee_sized_image(tuple(args.shape)), args.runs, args.device)
-    print(f"\nImage {tuple(args.shape)} voxels, {rows[0]['device']}")
+        image = knee_sized_image(tuple(args.shape))
+        rows = time_runs(folder, image, args.runs, args.device) if args.runs else []
+        backend_rows = time_backends(folder, image, backends, args.device, tmp / "export") if backends else []
+    print(f"\nImage {tuple(args.shape)} voxels, {args.device}")
     print("| run | seconds per case | network s | tiles | peak GPU GiB |")
     print("|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['run']} | {r['seconds']:.1f} | {r['network_s']:.1f} | {r['tiles']} | {r['peak_gpu_gib']} |")
+    if backend_rows:
+        print("\n| backend | seconds per case | tiles | peak GPU GiB | argmax agreement with torch-fp32 |")
+        print("|---|---|---|---|---|")
+    for r in backend_rows:
+        if "unavailable" in r:
+            print(f"| {r['run']} | unavailable: {r['unavailable']} | | | |")
+        else:
+            print(f"| {r['run']} | {r['seconds']:.1f} | {r['tiles']} | {r['peak_gpu_gib']} "
+                  f"| {100 * r['argmax_agreement']:.3f} % |")  # fmt: skip
     if args.json:
-        args.json.write_text(json.dumps({"plans_3d_fullres": cfg, "parameters": n_params, "runs": rows}, indent=2))
+        payload = {"plans_3d_fullres": cfg, "parameters": n_params, "runs": rows, "backends": backend_rows}
+        args.json.write_text(json.dumps(payload, indent=2))
     return 0
 
 

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
+#: Inference backends and precisions (pipeline.segmentation.backends implements them).
+BACKENDS = ("auto", "torch", "onnx", "openvino")
+PRECISIONS = ("auto", "fp32", "bf16")
+
 
 @dataclass(frozen=True)
 class AnalysisConfig:
@@ -54,16 +58,28 @@ class InferenceOptions:
         mirroring: test-time mirroring (up to 8x slower, slightly smoother).
         tile_step_size: sliding-window step as a fraction of the patch (0.5 = nnU-Net's default).
         fp16: autocast on CUDA.
+        backend: what runs the network on a CPU: 'auto' (the fastest backend measured to agree with PyTorch eager
+            fp32 on this machine), 'torch', 'onnx' (ONNX Runtime) or 'openvino'. On CUDA/MPS: PyTorch.
+        precision: 'auto' (with backend 'auto': whatever agrees; otherwise fp32), 'fp32' or 'bf16' (CPUs with
+            native bf16 only).
+        skip_empty_tiles: skip sliding-window tiles wholly outside the knee's bounding box (first pass on the image).
     """
 
     device: str = "auto"
     mirroring: bool = False
     tile_step_size: float = 0.5
     fp16: bool = True
+    backend: str = "auto"
+    precision: str = "auto"
+    skip_empty_tiles: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 < self.tile_step_size <= 1.0:
             raise ValueError(f"tile_step_size must lie in (0, 1], got {self.tile_step_size}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {self.backend!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -46,7 +46,11 @@ def check_gpu() -> Check:
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         return Check("gpu", True, f"{props.name}, {props.total_memory / 2**30:.0f} GiB, CUDA {torch.version.cuda}")
-    return Check("gpu", False, f"no CUDA GPU (torch {torch.__version__}): CPU mode, minutes per case", essential=False)
+    from .segmentation.backends import has_native_bf16
+
+    bf16 = "native bf16: yes" if has_native_bf16() else "no native bf16"
+    message = f"no CUDA GPU (torch {torch.__version__}): CPU mode, minutes per case ({bf16}; see --backend)"
+    return Check("gpu", False, message, essential=False)
 
 
 def check_weights() -> list[Check]:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
+import shutil
+import tempfile
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+# Exported graphs and backend measurements go to a temporary folder, not beside the bundled demo weights.
+if "KNEESCOPE_EXPORT_DIR" not in os.environ:
+    os.environ["KNEESCOPE_EXPORT_DIR"] = tempfile.mkdtemp(prefix="kneescope-test-export-")
+    atexit.register(shutil.rmtree, os.environ["KNEESCOPE_EXPORT_DIR"], ignore_errors=True)
 
 
 @functools.lru_cache(maxsize=16)

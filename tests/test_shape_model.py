@@ -274,6 +274,26 @@ def test_fit_recovers_latent_in_model_space(tiny_decoder):
     assert np.array_equal(first.latent, second.latent)  # seeded: deterministic
 
 
+def test_bf16_fit_and_meshing_agree_with_fp32(tiny_decoder):
+    """FitSettings.precision='bf16' (autocast in the fit and in meshing) finds the same latent and surfaces."""
+    from pipeline.shape.fit import ModelFrame, reconstruct
+
+    bone, cartilage = decoded_surfaces(tiny_decoder, Z_TRUE)
+    samples = fitting_samples(bone, cartilage, 2, clamp=0.1)
+    settings = FitSettings.from_config(TINY_CONFIG, **QUICK, precision="bf16")
+    fitted = fit_latent(tiny_decoder, samples, settings)
+    assert fitted.latent.dtype == np.float64
+    assert np.abs(fitted.latent - Z_TRUE).max() < 0.05 * LATENT_SCALE
+    frame = ModelFrame(np.eye(4), np.zeros(3), 1.0)
+    coarse = {"resolution": 48}
+    half = reconstruct(tiny_decoder, Z_TRUE, frame, FitSettings(precision="bf16", **coarse))
+    full = reconstruct(tiny_decoder, Z_TRUE, frame, FitSettings(**coarse))
+    for a, b in zip(half, full, strict=True):
+        assert assd(*a, *b) < 0.01  # model units (the shape spans ~1); one grid step is 0.04
+    with pytest.raises(ValueError, match="precision must be"):
+        FitSettings(precision="int8")
+
+
 def test_run_shape_model_end_to_end(tiny_decoder, patient, tiny_bscore_dir, tmp_path):
     """Published folder layout -> strict load -> register, fit, reconstruct in mm, ASSD, BScore, params file.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..config import BACKENDS, PRECISIONS
 from ..errors import KneePipelineError
 from .common import progress_bar, summary
 
@@ -50,6 +51,24 @@ def add_model_options(parser: argparse.ArgumentParser, *, demo_fallback: bool = 
     parser.add_argument(
         "--tile-step", type=float, default=0.5, help="sliding-window step as a fraction of the patch (default 0.5)"
     )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="what runs the network on a CPU: auto (default: the fastest one measured to agree with PyTorch fp32 on "
+        "this machine, measured once per model), torch, onnx (ONNX Runtime) or openvino",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto (default; fp32 unless --backend auto finds bf16 agrees), fp32, or bf16 (CPUs with native bf16)",
+    )
+    parser.add_argument(
+        "--skip-empty-tiles",
+        action="store_true",
+        help="skip sliding-window tiles wholly outside the knee's bounding box (found from the image)",
+    )
 
 
 def add_stage_options(parser: argparse.ArgumentParser) -> None:
@@ -65,7 +84,14 @@ def add_stage_options(parser: argparse.ArgumentParser) -> None:
 def inference_options(args: argparse.Namespace):
     from ..config import InferenceOptions
 
-    return InferenceOptions(device=args.device, mirroring=args.mirroring, tile_step_size=args.tile_step)
+    return InferenceOptions(
+        device=args.device,
+        mirroring=args.mirroring,
+        tile_step_size=args.tile_step,
+        backend=args.backend,
+        precision=args.precision,
+        skip_empty_tiles=args.skip_empty_tiles,
+    )
 
 
 def build_engine(args: argparse.Namespace, *, segment: bool):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,39 +17,76 @@ class Stage:
 
     configuration: str
     folder: Path
-    predictor: Any  # the tile-reporting nnUNetPredictor subclass (nnunetv2 ships no type information)
+    predictor: Any  # the TileReportingPredictor (nnunetv2 is imported lazily, so no static type)
+    checkpoint: Path | None = None
+    backend: dict = field(default_factory=dict)  # the backend's provenance record
 
 
 def predictor_class():
-    """nnUNetPredictor that reports every sliding-window tile and can switch fp16 autocast off.
+    """nnUNetPredictor that reports every sliding-window tile, runs the network through a backend, can switch fp16
+    autocast off and can skip tiles outside the knee.
 
-    Relies on two internal methods of nnunetv2 2.8.1 (``_internal_get_sliding_window_slicers`` is called once per
-    image and returns the tiles; ``_internal_maybe_mirror_and_predict`` runs once per tile). Pinned in
-    requirements.txt; tests/test_segment.py checks that tiles are reported.
+    Relies on internal methods of nnunetv2 2.8.1: ``predict_sliding_window_return_logits`` gets the preprocessed
+    image, ``_internal_get_sliding_window_slicers`` is called once per image and returns the tiles, and
+    ``_internal_maybe_mirror_and_predict`` runs once per tile, in that order, calling ``self.network``. Pinned in
+    requirements.txt; tests/test_segment.py and tests/test_backends.py check the tiles and the backends.
     """
     import torch
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
+    from .tiles import knee_box, tiles_needed
+
     class TileReportingPredictor(nnUNetPredictor):
         on_tile: Callable[[int, int], None] | None = None
         fp16: bool = True
+        runner: Callable | None = None  # a backend runner; None = nnU-Net's own network call
+        skip_empty_tiles: bool = False
         tiles_total: int = 0
         tiles_done: int = 0
+        tiles_skipped: int = 0
+        _image_shape: tuple = ()
+        _box = None
+        _needed: list[bool] | None = None
+        _empty_logits = None
+
+        def predict_sliding_window_return_logits(self, input_image):
+            self._image_shape, self._empty_logits, self._box = tuple(input_image.shape[1:]), None, None
+            if self.skip_empty_tiles:
+                self._box = knee_box(input_image[0].cpu().numpy(), self.configuration_manager.spacing)
+            return super().predict_sliding_window_return_logits(input_image)
 
         def _internal_get_sliding_window_slicers(self, image_size):
             slicers = super()._internal_get_sliding_window_slicers(image_size)
-            self.tiles_total, self.tiles_done = len(slicers), 0
+            self.tiles_total, self.tiles_done, self.tiles_skipped = len(slicers), 0, 0
+            self._needed = tiles_needed(slicers, image_size, self._image_shape, self._box)
             return slicers
 
         def _internal_maybe_mirror_and_predict(self, x):
-            # nnU-Net enables autocast for every CUDA run; the innermost context wins, so this turns it off.
-            no_fp16 = self.device.type == "cuda" and not self.fp16
-            with torch.autocast("cuda", enabled=False) if no_fp16 else contextlib.nullcontext():
-                out = super()._internal_maybe_mirror_and_predict(x)
+            outside = self._needed is not None and not self._needed[self.tiles_done]
+            if outside and self._empty_logits is not None:
+                out = self._empty_logits.clone()
+                self.tiles_skipped += 1
+            else:
+                out = self._predict_tile(x)
+                if outside:  # the network's answer for the first tile outside the knee stands in for the others
+                    self._empty_logits = out.clone()
             self.tiles_done += 1
             if self.on_tile is not None:
                 self.on_tile(self.tiles_done, self.tiles_total)
             return out
+
+        def _predict_tile(self, x):
+            # nnU-Net enables autocast for every CUDA run; the innermost context wins, so this turns it off.
+            no_fp16 = self.device.type == "cuda" and not self.fp16
+            untyped: Any = self  # nnU-Net's attributes carry no types
+            network = untyped.network
+            if self.runner is not None:
+                untyped.network = self.runner  # nnU-Net's mirroring calls self.network; swap it for this tile only
+            try:
+                with torch.autocast("cuda", enabled=False) if no_fp16 else contextlib.nullcontext():
+                    return super()._internal_maybe_mirror_and_predict(x)
+            finally:
+                untyped.network = network
 
     return TileReportingPredictor
 
@@ -81,7 +118,7 @@ def load_stage(folder: Path, fold, checkpoint: str, device, tile_step_size: floa
             f"Cannot load the nnU-Net model {path}: {exc.__class__.__name__}: {exc}. The checkpoint or its "
             f"plans.json/dataset.json is corrupt or does not match. {what_to_do}".strip()
         ) from exc
-    return Stage(_configuration_name(predictor), folder, predictor)
+    return Stage(_configuration_name(predictor), folder, predictor, checkpoint=path)
 
 
 def _configuration_name(predictor) -> str:

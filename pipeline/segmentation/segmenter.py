@@ -111,6 +111,8 @@ class Segmenter:
             load_stage(Path(d), fold, checkpoint, torch_device, options.tile_step_size, what_to_do) for d in stage_dirs
         ]
         check_stages(stages)
+        for stage in stages:
+            attach_backend(stage, options, torch_device)
         dataset = stages[-1].predictor.dataset_json
         channels = dataset.get("channel_names", dataset.get("modality", {}))
         if len(channels) != 1:
@@ -153,7 +155,7 @@ class Segmenter:
         with self._lock:
             t0 = time.perf_counter()
             report(0.0, "Preparing image for segmentation")
-            model_labels, seconds, tiles = self._run_stages(image, report, use_mirroring)
+            model_labels, seconds, tiles, skipped = self._run_stages(image, report, use_mirroring)
             report(0.92, "Cleaning up the segmentation")
             t1 = time.perf_counter()
             canonical, changes = postprocess(self.mapping.lookup_table()[model_labels])
@@ -172,6 +174,9 @@ class Segmenter:
             "mirror_axes": list(self._stages[-1].predictor.allowed_mirroring_axes or ()) if use_mirroring else [],
             "tile_step_size": self.options.tile_step_size,
             "sliding_window_tiles": tiles,
+            "skip_empty_tiles": self.options.skip_empty_tiles,
+            "tiles_skipped": skipped,
+            "inference_backend": [s.backend for s in self._stages],
             "label_mapping": self.mapping.to_dict(),
             "postprocessing": {
                 "voxels_changed": changes,
@@ -188,7 +193,7 @@ class Segmenter:
         # SimpleITK array order in, spacing reversed to match (the single axis-order conversion for nnU-Net).
         data = image.array[None].astype(np.float32, copy=False)
         properties = {"spacing": [float(s) for s in image.spacing[::-1]]}
-        previous, seconds, tiles = None, {}, []
+        previous, seconds, tiles, skipped = None, {}, [], []
         n = len(self._stages)
         for i, stage in enumerate(self._stages):
             lo, hi = 0.02 + 0.88 * i / n, 0.02 + 0.88 * (i + 1) / n
@@ -203,9 +208,10 @@ class Segmenter:
                 stage.predictor.on_tile = None
             seconds[stage.configuration] = time.perf_counter() - t0
             tiles.append(stage.predictor.tiles_total)
+            skipped.append(stage.predictor.tiles_skipped)
             # The cascade wants (1, Z, Y, X) with a signed dtype (uint8 overflows in its one-hot encoding).
             previous = seg[None].astype(np.int16)
-        return seg, seconds, tiles
+        return seg, seconds, tiles, skipped
 
     def _free_memory(self) -> None:
         gc.collect()
@@ -213,6 +219,39 @@ class Segmenter:
             import torch
 
             torch.cuda.empty_cache()
+
+
+def attach_backend(stage: Stage, options: InferenceOptions, device) -> None:
+    """Give the stage's predictor the backend ``options`` ask for (see ``backends.select``) and the tile options."""
+    from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
+
+    from ..weights import sha256_file
+    from .backends import NetworkSpec, load_runner
+    from .calibration import knee_patch
+
+    predictor = stage.predictor
+    channels = determine_num_input_channels(
+        predictor.plans_manager,
+        predictor.configuration_manager,
+        predictor.dataset_json,
+    )
+    shape = (1, channels, *predictor.configuration_manager.patch_size)
+    checkpoint = Path(stage.checkpoint or "")
+    spec = NetworkSpec(
+        network=predictor.network,
+        configuration=stage.configuration,
+        checkpoint=checkpoint,
+        checkpoint_sha256=sha256_file(checkpoint),
+        input_shape=tuple(shape),
+        device=device,
+    )
+    loaded = load_runner(
+        spec, backend=options.backend, precision=options.precision, make_patch=lambda: knee_patch(predictor, shape)
+    )
+    # On CUDA/MPS nnU-Net's own call (with its autocast) stays exactly as it was.
+    predictor.runner = loaded.runner if device.type == "cpu" else None
+    predictor.skip_empty_tiles = options.skip_empty_tiles
+    stage.backend = loaded.info
 
 
 def _tile_reporter(report: ProgressFn, lo: float, hi: float, name: str) -> Callable[[int, int], None]:

@@ -74,6 +74,13 @@ class FitSettings:
     scale_jointly: bool = True  # False: the 2024 model 231's extra centre/max-radius normalisation
     chunk_points: int = 65_536  # decoder points per call when meshing
     narrow_band: bool = True  # evaluate the fine grid only near the surface (same surfaces, far fewer calls)
+    # Decoder arithmetic: "fp32", or "bf16" autocast (fit and meshing; bench/shape_model.py measures speed and
+    # agreement). fp32 stays the default: bf16 was not measured to keep the fitted latent (bench/RESULTS.md).
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
 
     @classmethod
     def from_config(cls, config: Mapping, **overrides: object) -> FitSettings:
@@ -244,7 +251,9 @@ def fit_latent(
         for group in optimiser.param_groups:
             group["lr"] = settings.lr * settings.lr_update_factor ** -(step // steps_per_update)
         index = torch.as_tensor(_subset_indices(groups, settings.n_samples, rng), device=device)
-        predicted = decoder(latent, points[index][None])[0].clamp(-settings.clamp_dist, settings.clamp_dist)
+        with decoder_precision(device, settings.precision):
+            predicted = decoder(latent, points[index][None])[0].float()
+        predicted = predicted.clamp(-settings.clamp_dist, settings.clamp_dist)
         loss = (predicted - targets[index]).abs().sum(dim=1).mean()
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
@@ -262,6 +271,12 @@ def fit_latent(
     return LatentFit(latent_out, len(losses), float(best_loss), np.asarray(losses))
 
 
+def decoder_precision(device: torch.device, precision: str):
+    """Autocast context for the decoder: bf16 when asked (CPU or CUDA), otherwise nothing changes."""
+    enabled = precision == "bf16" and device.type in ("cpu", "cuda")
+    return torch.autocast(device.type if enabled else "cpu", dtype=torch.bfloat16, enabled=enabled)
+
+
 # --- 5. reconstruction --------------------------------------------------------------------------------------------
 
 
@@ -271,14 +286,15 @@ def reconstruct(
     """Surfaces of ``latent`` (one per object, None without a zero crossing) in patient mm."""
     device = next(decoder.parameters()).device
     z = torch.as_tensor(latent, dtype=torch.float32, device=device)[None]
-    surfaces = extract_surfaces(
-        decoder,
-        z,
-        resolution=settings.resolution,
-        seed=settings.seed,
-        chunk=settings.chunk_points,
-        narrow_band=settings.narrow_band,
-    )
+    with decoder_precision(device, settings.precision):
+        surfaces = extract_surfaces(
+            decoder,
+            z,
+            resolution=settings.resolution,
+            seed=settings.seed,
+            chunk=settings.chunk_points,
+            narrow_band=settings.narrow_band,
+        )
     return [None if s is None else (frame.to_patient(s[0]), s[1]) for s in surfaces]
 
 

@@ -47,7 +47,8 @@ class GridSpec:
 @torch.no_grad()
 def evaluate(decoder: TriplanarDecoder, planes: torch.Tensor, points: torch.Tensor, *, chunk: int) -> torch.Tensor:
     """SDF (K, n_objects) at model-space points (K, 3), ``chunk`` points per decoder call."""
-    out = [decoder.decode_points(planes, points[i : i + chunk][None])[0] for i in range(0, len(points), chunk)]
+    # .float(): under bf16 autocast the decoder answers in bf16, which numpy cannot hold
+    out = [decoder.decode_points(planes, points[i : i + chunk][None])[0].float() for i in range(0, len(points), chunk)]
     return torch.cat(out) if out else points.new_zeros((0, decoder.n_objects))
 
 
@@ -57,7 +58,7 @@ def evaluate_nodes(
 ) -> torch.Tensor:
     """SDF (K, n_objects) at grid nodes given by flat indices (K,); coordinates are made per chunk to save memory."""
     out = [
-        decoder.decode_points(planes, grid.coordinates(flat_index[i : i + chunk])[None])[0]
+        decoder.decode_points(planes, grid.coordinates(flat_index[i : i + chunk])[None])[0].float()
         for i in range(0, len(flat_index), chunk)
     ]
     return torch.cat(out) if out else planes.new_zeros((0, decoder.n_objects))
