@@ -18,7 +18,7 @@ from .conftest import phantom
 from .dicom_fixtures import write_series
 
 NO_MODEL = "(none: analysis of label maps only)"
-STATUS, DOWNLOADS, THICKNESS, SHAPE = 0, 12, 8, 14
+STATUS, DOWNLOADS, THICKNESS, T2_TABLE, SHAPE = 0, 12, 8, 10, 14
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +71,17 @@ def test_example_end_to_end(client):
     assert rows["medial tibial"][1] == pytest.approx(2.0, abs=0.06)
     for plane_image in out[1:4]:
         assert Path(plane_image).is_file()
+
+
+def test_qdess_example_shows_t2_end_to_end(client):
+    """The second example button: a synthetic two-echo qDESS DICOM series through the T2 path."""
+    out = client.predict(NO_MODEL, False, 0.5, False, api_name="/qdess_example")
+    assert out[STATUS].startswith("**Done**: right knee")
+    rows = {row[0]: row for row in out[T2_TABLE]["data"]}
+    assert 30 < rows["medial tibial"][1] < 36  # the generator's truth is 32 ms
+    results = json.loads(Path(next(f for f in out[DOWNLOADS] if f.endswith("results.json"))).read_text())
+    assert results["t2"]["computed"] and results["t2"]["sequence"] == "qDESS"
+    assert results["dicom_seg"]["computed"]  # a DICOM input also gets its DICOM-SEG
 
 
 @pytest.mark.parametrize("kind", ["nii", "mha"])
