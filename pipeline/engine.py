@@ -234,7 +234,7 @@ class Engine:
         self,
         image: ImageInput | None = None,
         *,
-        labels: ImageInput | None = None,
+        labels: ImageInput | LoadedLabels | None = None,
         label_scheme: SchemeInput = "auto",
         t2: bool | None = None,
         shape_model: bool | ShapeOptions = False,
@@ -250,7 +250,8 @@ class Engine:
 
         Args:
             image: the MRI: NIfTI/NRRD/MHA file, DICOM folder or zip, multi-frame DICOM, or a Volume.
-            labels: an existing segmentation (file or Volume) in ``label_scheme``; without it the image is segmented.
+            labels: an existing segmentation (file or Volume) in ``label_scheme``, or one read already by
+                ``pipeline.io.load_label_map``; without it the image is segmented.
             label_scheme: 'auto' (native or canonical, decided from the bones' label values), 'native',
                 'canonical', a JSON file or a dict of structure -> value.
             t2: T2 mapping: None = when the image is a qDESS DICOM series, True = requested (a QC warning says why
@@ -297,18 +298,17 @@ class Engine:
                 labels, facts["grid_note"] = align_to_grid(labels, image)
             return labels, facts
         with timer.stage("segmentation", 0.02, "Segmenting"):
-            name = model or self.model
-            segmentation = self._segmenter(name).predict(
+            segmentation = self.segment(
                 image,
+                model=model,
                 progress=scaled(report, 0.02, SEGMENTATION_SHARE, "Segmenting: "),
-                mirroring=self.inference.mirroring if mirroring is None else mirroring,
+                mirroring=mirroring,
             )
-        provenance = {**segmentation.provenance, "engine_model": name, "notice": self.notice}
         return segmentation.labels, {
             "scheme": L.CANONICAL_SCHEME,
             "ignored": {},
-            "segmentation": provenance,
-            "demo": name == DEMO_MODEL,
+            "segmentation": segmentation.provenance,
+            "demo": segmentation.provenance["engine_model"] == DEMO_MODEL,
         }
 
     def _measure(self, image, labels, facts, config, t2, shape_model, report, timer) -> KneeAnalysis:
@@ -386,13 +386,17 @@ def _load_segmenter(model: str, model_dir: Path | None, inference: InferenceOpti
     return Segmenter.from_model(resolved, options=inference)
 
 
-def _load_labels(labels: ImageInput, scheme: SchemeInput, limits: ImageLimits | None = None) -> LoadedLabels:
+def _load_labels(
+    labels: ImageInput | LoadedLabels, scheme: SchemeInput, limits: ImageLimits | None = None
+) -> LoadedLabels:
+    if isinstance(labels, LoadedLabels):  # read already (the CLI reads its inputs before loading a model)
+        return labels
     if isinstance(labels, Volume):
         return to_canonical(labels, scheme, name=str(labels.meta.get("file_name") or "label map"))
     return load_label_map(labels, scheme, limits=limits)
 
 
-def _default_case_id(labels: ImageInput | None, image: ImageInput | None) -> str:
+def _default_case_id(labels: ImageInput | LoadedLabels | None, image: ImageInput | None) -> str:
     for candidate in (image, labels):
         if isinstance(candidate, (str, Path)):
             return file_stem(Path(candidate))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..config import BACKENDS, PRECISIONS
 from ..errors import KneePipelineError
@@ -114,15 +115,14 @@ def build_engine(args: argparse.Namespace, *, segment: bool):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..io import preflight_input, preflight_label_map
+    from ..io import file_stem, load_image, load_label_map
 
     if args.image is None and args.labels is None:
         raise KneePipelineError("Give the MRI to segment (python -m pipeline analyze MRI --out OUT/), or --labels.")
-    # Refuse a wrong, oversized or truncated file before spending seconds on a model.
-    if args.labels is not None:
-        preflight_label_map(args.labels)
-    if args.image is not None:
-        preflight_input(args.image)
+    # Inputs are read (once) before a model is loaded: a wrong, oversized or truncated file costs no model load.
+    labels = load_label_map(args.labels, args.label_scheme) if args.labels is not None else None
+    image = load_image(args.image) if args.image is not None else None
+    case_id = args.case_id or file_stem(Path(args.image or args.labels))
     engine = build_engine(args, segment=args.labels is None)
     if args.shape_model:
         from ..outcome import NotComputed
@@ -132,12 +132,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"NOTICE: {shape.reason}", file=sys.stderr)
     # The bar starts after loading, so a notice above is not torn through by it.
     result = engine.analyze(
-        args.image,
-        labels=args.labels,
-        label_scheme=args.label_scheme,
+        image,
+        labels=labels,
         t2=T2_CHOICES[args.t2],
         shape_model=args.shape_model,
-        case_id=args.case_id,
+        case_id=case_id,
         progress=None if args.quiet else progress_bar(),
     )
     files = result.write(args.out, make_zip=not args.no_zip)

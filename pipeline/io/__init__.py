@@ -8,7 +8,7 @@ No module here imports SimpleITK, pydicom or VTK at import time.
 
 from .archives import unpacked
 from .dicom import DicomSource, EchoImage
-from .files import VOLUME_SUFFIXES, file_stem, image_kind, load_image, preflight_input, sha256_of, write_volume
+from .files import VOLUME_SUFFIXES, file_stem, image_kind, load_image, sha256_of, write_volume
 from .grids import align_to_grid
 from .labelmaps import LABEL_SUFFIXES, LoadedLabels, load_label_map, preflight_label_map, to_canonical
 from .limits import ImageLimits
@@ -25,7 +25,6 @@ __all__ = [
     "image_kind",
     "load_image",
     "load_label_map",
-    "preflight_input",
     "preflight_label_map",
     "sha256_of",
     "to_canonical",

@@ -68,25 +68,6 @@ def image_kind(path: str | Path) -> str:
     )
 
 
-def preflight_input(path: str | Path, *, limits: ImageLimits | None = None) -> str:
-    """Check an image or label input without decoding it: kind, declared size, completeness. Returns the kind.
-
-    Cheap (headers only), so callers refuse a bad file before spending seconds on loading a model. Zips are
-    checked when unpacked.
-    """
-    path = Path(path)
-    kind = image_kind(path)
-    limits = limits or ImageLimits.from_env()
-    if kind == "volume":
-        preflight(path, limits)
-    elif kind == "folder":
-        info = dicom.single_series(path, name=path.name)
-        dicom.check_series_limits(info, path.name, limits)
-        for file in info.files:
-            dicom.check_pixel_data_complete(file, info.headers[file], path.name)
-    return kind
-
-
 def load_image(path: str | Path, *, limits: ImageLimits | None = None) -> Volume:
     """Read a knee MRI from a file, a DICOM folder or a zip. Raises InvalidInputError with the reason."""
     path = Path(path)
