@@ -8,22 +8,15 @@ done (Gradio 6.31's Model3D draws nothing otherwise).
 
 from __future__ import annotations
 
-import logging
 import threading
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 import gradio as gr
 
-from pipeline.errors import KneePipelineError
-
-from .handlers import Services, verified_uploads
-from .jobs import Job, JobCancelled
-from .messages import user_message
+from .handlers import Services, page_errors, start_job, verified_uploads
+from .jobs import Job
 from .uploads import copy_input
-
-logger = logging.getLogger(__name__)
 
 CHANGE_HEADERS = [
     "Region",
@@ -95,45 +88,31 @@ def _compare(
 ) -> tuple:
     from pipeline.longitudinal import CompareOptions, compare
 
-    try:
-        job = services.store.create(session, submitted_at)
-    except JobCancelled:
-        if services.uploads is not None:
-            services.uploads.release(session)
-        raise gr.Error("Cancelled: the comparison was stopped before it started, at your request.") from None
+    job = start_job(services, session, submitted_at, "comparison")
     succeeded = False
     try:
-        baseline, followup = inputs(job)
-        options = CompareOptions(threshold_mm=0.2 if threshold_mm is None else float(threshold_mm))
+        with page_errors(job, "comparison"):
+            baseline, followup = inputs(job)
+            options = CompareOptions(threshold_mm=0.2 if threshold_mm is None else float(threshold_mm))
 
-        def report(fraction: float, message: str) -> None:
-            job.check_cancelled()  # Cancel stops the comparison at its next report
-            progress(0.02 + 0.9 * fraction, desc=message)
+            def report(fraction: float, message: str) -> None:
+                job.check_cancelled()  # Cancel stops the comparison at its next report
+                progress(0.02 + 0.9 * fraction, desc=message)
 
-        change = compare(
-            baseline, followup, engine=services.engine, label_scheme=scheme, options=options, progress=report
-        )
-        progress(0.95, desc="Writing results")
-        files = change.write(job.folder / "compare")
-        succeeded = True
-        return (
-            done_message(change, services.retention_hours),
-            job.token,
-            change_table(change),
-            registration_notes(change),
-            str(files["change_colorbar.png"]),
-            [str(files[name]) for name in DOWNLOADS if name in files],
-        )
-    except JobCancelled:
-        raise gr.Error("Cancelled: the comparison was stopped at your request.") from None
-    except KneePipelineError as exc:
-        raise gr.Error(user_message(str(exc))) from None
-    except gr.Error:
-        raise
-    except Exception as exc:  # unknown failure: details to the log, a short message to the page
-        logger.error("comparison %s failed:\n%s", job.token, traceback.format_exc())
-        message = f"Unexpected {type(exc).__name__}; the details are in the server log (job {job.token[:8]})."
-        raise gr.Error(message) from None
+            change = compare(
+                baseline, followup, engine=services.engine, label_scheme=scheme, options=options, progress=report
+            )
+            progress(0.95, desc="Writing results")
+            files = change.write(job.folder / "compare")
+            succeeded = True
+            return (
+                done_message(change, services.retention_hours),
+                job.token,
+                change_table(change),
+                registration_notes(change),
+                str(files["change_colorbar.png"]),
+                [str(files[name]) for name in DOWNLOADS if name in files],
+            )
     finally:
         services.store.finish(session, job, keep=succeeded)
 

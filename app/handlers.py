@@ -6,6 +6,7 @@ logged with its traceback and shown as a short generic message, never as a stack
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import traceback
 from collections.abc import Callable, Iterator
@@ -148,6 +149,34 @@ def run_example(
     yield from _run(services, inputs, options, session, progress, submitted_at)
 
 
+def start_job(services: Services, session: str | None, submitted_at: float | None, what: str) -> Job:
+    """A new job for the session; a job cancelled while it waited in the queue never starts, and its uploads go."""
+    try:
+        return services.store.create(session, submitted_at)
+    except JobCancelled:
+        if services.uploads is not None:
+            services.uploads.release(session)  # its uploads go too, as if Cancel had come after they arrived
+        raise gr.Error(f"Cancelled: the {what} was stopped before it started, at your request.") from None
+
+
+@contextlib.contextmanager
+def page_errors(job: Job, what: str) -> Iterator[None]:
+    """Failures as the page shows them: the pipeline's own message (no server paths), never a traceback."""
+    try:
+        yield
+    except JobCancelled:
+        raise gr.Error(f"Cancelled: the {what} was stopped at your request.") from None
+    except KneePipelineError as exc:
+        raise gr.Error(user_message(str(exc))) from None
+    except gr.Error:
+        raise
+    except Exception as exc:  # unknown failure: full details to the log, a short message to the page
+        logger.error("%s %s failed:\n%s", what, job.token, traceback.format_exc())
+        raise gr.Error(
+            f"Unexpected {type(exc).__name__}; the details are in the server log (job {job.token[:8]})."
+        ) from None
+
+
 def _run(
     services: Services,
     inputs: Callable[[Job], tuple[str | None, str | None]],
@@ -156,40 +185,25 @@ def _run(
     progress: gr.Progress,
     submitted_at: float | None,
 ) -> Iterator[tuple]:
-    try:
-        job = services.store.create(session, submitted_at)
-    except JobCancelled:
-        if services.uploads is not None:
-            services.uploads.release(session)  # its uploads go too, as if Cancel had come after they arrived
-        raise gr.Error("Cancelled: the job was stopped before it started, at your request.") from None
+    job = start_job(services, session, submitted_at, "job")
     succeeded = False
     try:
-        image_path, labels_path = inputs(job)
-        request = JobRequest(
-            image=image_path,
-            labels=labels_path,
-            label_scheme=options.scheme,
-            model=options.model if options.model in _model_names(services) else None,
-            mirroring=bool(options.mirroring),
-            t2=T2_CHOICES.get(options.t2_choice),
-            shape_model=bool(options.shape),
-            case_id=_case_id(image_path or labels_path),
-            limits=services.limits,
-        )
-        progress(0.01, desc="Loading")
-        yield from _job_events(services, job, request, options.opacity, progress)
-        succeeded = True
-    except JobCancelled:
-        raise gr.Error("Cancelled: the job was stopped at your request.") from None
-    except KneePipelineError as exc:
-        raise gr.Error(user_message(str(exc))) from None
-    except gr.Error:
-        raise
-    except Exception as exc:  # unknown failure: full details to the log, a short message to the page
-        logger.error("job %s failed:\n%s", job.token, traceback.format_exc())
-        raise gr.Error(
-            f"Unexpected {type(exc).__name__}; the details are in the server log (job {job.token[:8]})."
-        ) from None
+        with page_errors(job, "job"):
+            image_path, labels_path = inputs(job)
+            request = JobRequest(
+                image=image_path,
+                labels=labels_path,
+                label_scheme=options.scheme,
+                model=options.model if options.model in _model_names(services) else None,
+                mirroring=bool(options.mirroring),
+                t2=T2_CHOICES.get(options.t2_choice),
+                shape_model=bool(options.shape),
+                case_id=_case_id(image_path or labels_path),
+                limits=services.limits,
+            )
+            progress(0.01, desc="Loading")
+            yield from _job_events(services, job, request, options.opacity, progress)
+            succeeded = True
     finally:
         job.cancel.set()  # a worker still running (page closed, job cancelled) stops at its next report
         services.store.finish(session, job, keep=succeeded or job.result is not None)
