@@ -14,6 +14,7 @@ from .. import labels as L
 from .dicom_seg import seg_file_name, write_dicom_seg
 from .meshes import knee_glb_layers, write_glb, write_vtk
 from .pdf import report_file_names, write_case_report
+from .table import row_of
 
 if TYPE_CHECKING:
     from .results import KneeAnalysis
@@ -49,7 +50,7 @@ def write_outputs(result: KneeAnalysis, out_dir: Path, *, make_zip: bool = True)
     files[png_name] = out_dir / png_name
     results["files"] = [*sorted(files), "results.json", "results.csv", "provenance.json"]
     files["results.json"] = _write_json(out_dir / "results.json", results)
-    files["results.csv"] = _write_csv(out_dir / "results.csv", result.csv_row())
+    files["results.csv"] = _write_csv(out_dir / "results.csv", row_of(results))  # the same numbers as results.json
     files["provenance.json"] = _write_json(out_dir / "provenance.json", result.provenance)
     if make_zip:
         files["zip"] = _zip(out_dir, files, out_dir / f"{result.case_id}_results.zip")

@@ -189,7 +189,11 @@ def csv_header() -> list[str]:
 
 def csv_row(result: KneeAnalysis) -> dict[str, object]:
     """One flat row with a fixed column order, read from ``result.to_dict()`` (empty cells for missing values)."""
-    data = result.to_dict()
+    return row_of(result.to_dict())
+
+
+def row_of(data: dict) -> dict[str, object]:
+    """The CSV row of a results.json dict (what ``csv_row`` returns, without building the dict again)."""
     return {name: cell(data, path, column) for name, path, column in expanded_columns()}
 
 
