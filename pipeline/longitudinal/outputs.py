@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from .. import labels as L
 from ..report.meshes import diverging_colours, write_colorbar_png, write_glb, write_vtk
-from ..report.outputs import _write_csv, _write_json, _zip
+from ..report.outputs import write_csv, write_json, zip_files
 from .change import ORDERED_REGIONS
 
 if TYPE_CHECKING:
@@ -52,11 +52,11 @@ def write_change(change: KneeChange, out_dir: Path, *, analyses: bool = True, ma
                 files.update({f"{role}/{name}": path for name, path in written.items()})
     data = change.to_dict()
     data["files"] = sorted([*files, "change.json", "change.csv", "provenance.json"])
-    files["change.json"] = _write_json(out_dir / "change.json", data)
-    files["change.csv"] = _write_csv(out_dir / "change.csv", change_csv_row(change))
-    files["provenance.json"] = _write_json(out_dir / "provenance.json", change.provenance)
+    files["change.json"] = write_json(out_dir / "change.json", data)
+    files["change.csv"] = write_csv(out_dir / "change.csv", change_csv_row(change))
+    files["provenance.json"] = write_json(out_dir / "provenance.json", change.provenance)
     if make_zip:
-        files["zip"] = _zip(out_dir, files, out_dir / "change_results.zip")
+        files["zip"] = zip_files(out_dir, files, out_dir / "change_results.zip")
     return files
 
 

@@ -31,7 +31,7 @@ def write_outputs(result: KneeAnalysis, out_dir: Path, *, make_zip: bool = True)
     # NRRD keeps the direction cosines in double precision (a NIfTI round trip perturbs them, see the docs).
     files["labels.nrrd"] = write_volume(result.labels, out_dir / "labels.nrrd")
     files["subregions.nii.gz"] = write_volume(result.subregions, out_dir / "subregions.nii.gz")
-    files["label_table.json"] = _write_json(out_dir / "label_table.json", L.label_table())
+    files["label_table.json"] = write_json(out_dir / "label_table.json", L.label_table())
     if result.t2_map is not None and result.depth_labels is not None:
         files["t2map.nii.gz"] = write_volume(result.t2_map, out_dir / "t2map.nii.gz")
         files["depth_labels.nrrd"] = write_volume(result.depth_labels, out_dir / "depth_labels.nrrd")
@@ -49,11 +49,11 @@ def write_outputs(result: KneeAnalysis, out_dir: Path, *, make_zip: bool = True)
     files[pdf_name] = write_case_report(result, results, out_dir / pdf_name, out_dir / png_name)
     files[png_name] = out_dir / png_name
     results["files"] = [*sorted(files), "results.json", "results.csv", "provenance.json"]
-    files["results.json"] = _write_json(out_dir / "results.json", results)
-    files["results.csv"] = _write_csv(out_dir / "results.csv", row_of(results))  # the same numbers as results.json
-    files["provenance.json"] = _write_json(out_dir / "provenance.json", result.provenance)
+    files["results.json"] = write_json(out_dir / "results.json", results)
+    files["results.csv"] = write_csv(out_dir / "results.csv", row_of(results))  # the same numbers as results.json
+    files["provenance.json"] = write_json(out_dir / "provenance.json", result.provenance)
     if make_zip:
-        files["zip"] = _zip(out_dir, files, out_dir / f"{result.case_id}_results.zip")
+        files["zip"] = zip_files(out_dir, files, out_dir / f"{result.case_id}_results.zip")
     return files
 
 
@@ -68,13 +68,13 @@ def _dicom_seg(result: KneeAnalysis, out_dir: Path, results: dict) -> dict[str, 
         return {}
 
 
-def _write_json(path: Path, data: dict) -> Path:
+def write_json(path: Path, data: dict) -> Path:
     # allow_nan=False: a NaN would make the file unreadable by strict JSON parsers (a predecessor defect).
     path.write_text(json.dumps(data, indent=2, allow_nan=False))
     return path
 
 
-def _write_csv(path: Path, row: dict) -> Path:
+def write_csv(path: Path, row: dict) -> Path:
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(row))
         writer.writeheader()
@@ -82,7 +82,7 @@ def _write_csv(path: Path, row: dict) -> Path:
     return path
 
 
-def _zip(out_dir: Path, files: dict[str, Path], target: Path) -> Path:
+def zip_files(out_dir: Path, files: dict[str, Path], target: Path) -> Path:
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for path in files.values():
             archive.write(path, arcname=str(path.relative_to(out_dir)))
