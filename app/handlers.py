@@ -19,7 +19,7 @@ from pipeline.engine import Engine
 from pipeline.errors import KneePipelineError
 from pipeline.io import ImageLimits
 
-from . import display, views
+from . import result_page, slice_images
 from .examples import example_inputs, qdess_example_inputs
 from .jobs import Job, JobCancelled, JobStore
 from .messages import user_message
@@ -218,18 +218,18 @@ def _job_events(services: Services, job: Job, request: JobRequest, opacity: floa
             progress(0.02 + 0.9 * fraction, desc=message)
         elif kind == "image":
             image = value
-            stack = views.build_stack(image, None)  # type: ignore[arg-type]
+            stack = slice_images.build_stack(image, None)  # type: ignore[arg-type]
             services.store.remember(job, stack=stack)
             status = "Image loaded; segmenting…" if not request.labels else "Image loaded; reading labels…"
             yield outputs(status=status, job_token=job.token, **_slices(stack, opacity, reset=True))
         elif kind == "labels":
-            stack = views.build_stack(image, value)  # type: ignore[arg-type]
+            stack = slice_images.build_stack(image, value)  # type: ignore[arg-type]
             services.store.remember(job, stack=stack)
             source = f"given label map ({request.label_scheme} scheme)" if request.labels else "segmented"
             yield outputs(
                 status=f"Labels ready ({source}); measuring…",
                 job_token=job.token,
-                legend=views.legend_html(),
+                legend=slice_images.legend_html(),
                 **_slices(stack, opacity, reset=image is None),
             )
         elif kind == "result":
@@ -239,22 +239,22 @@ def _job_events(services: Services, job: Job, request: JobRequest, opacity: floa
 def _finished(services: Services, job: Job, result, opacity: float, progress) -> tuple:
     progress(0.95, desc="Writing results")
     files = result.write(job.folder / "results")
-    stack = views.build_stack(result.image, result.labels, result.t2_map)
+    stack = slice_images.build_stack(result.image, result.labels, result.t2_map)
     services.store.remember(job, result=result, stack=stack)
     return outputs(
-        status=display.done_message(result, services.retention_hours),
+        status=result_page.done_message(result, services.retention_hours),
         job_token=job.token,
-        **display.result_outputs(job, result, files),
+        **result_page.result_outputs(job, result, files),
         **_slices(stack, opacity, reset=False),
     )
 
 
-def _slices(stack: views.SliceStack, opacity: float, *, reset: bool) -> dict:
+def _slices(stack: slice_images.SliceStack, opacity: float, *, reset: bool) -> dict:
     values = {}
-    for plane in views.PLANES:
+    for plane in slice_images.PLANES:
         n = stack.n_slices(plane)
         middle = n // 2
-        values[plane] = views.render_slice(stack, plane, middle, opacity=opacity, overlay="labels")
+        values[plane] = slice_images.render_slice(stack, plane, middle, opacity=opacity, overlay="labels")
         values[f"{plane}_slider"] = (
             gr.Slider(minimum=0, maximum=max(n - 1, 1), value=middle, step=1) if reset else gr.skip()
         )

@@ -21,7 +21,7 @@ def launch_options(settings, services) -> dict:
 
     from .entrance import QueueEntrance
     from .login import ThrottledLogin
-    from .viewer_proxy import viewer_routes
+    from .viewer_routes import viewer_routes
 
     return {
         "server_name": settings.host,

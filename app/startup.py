@@ -49,7 +49,7 @@ def build_services(settings: AppSettings, *, engine: Engine | None = None) -> Se
     shape_reason = getattr(shape, "reason", None)
     if shape_reason:
         logger.warning(shape_reason)
-    from .viewers import ViewerPool
+    from .viewer_processes import ViewerPool
 
     return Services(
         store=store,

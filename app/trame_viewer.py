@@ -69,7 +69,7 @@ def require_token(server, token: str) -> None:
     """Refuse (403) every HTTP and websocket request without the viewer's token header."""
     from aiohttp import web
 
-    from .viewers import TOKEN_HEADER
+    from .viewer_processes import TOKEN_HEADER
 
     expected = token.encode()
 
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.exit_with_parent:
         exit_with_parent()
     server = build_server(args.results)
-    from .viewers import TOKEN_ENV
+    from .viewer_processes import TOKEN_ENV
 
     token = os.environ.pop(TOKEN_ENV, "")
     if token:

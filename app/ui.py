@@ -10,9 +10,9 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from . import compare, display, handlers, views
-from .display import LAYER_CARTILAGE, LAYER_MENISCI, LAYER_SHAPE
+from . import compare, handlers, result_page, result_tables, slice_images
 from .handlers import OUTPUT_NAMES, PageOptions, Services
+from .result_page import LAYER_CARTILAGE, LAYER_MENISCI, LAYER_SHAPE
 from .settings import AppSettings
 
 NOTICE = (
@@ -107,19 +107,19 @@ def _results_column() -> SimpleNamespace:
     r = SimpleNamespace()
     # Model3D must stay visible: it draws nothing when its value arrives inside a hidden tab.
     with gr.Row():
-        for plane in views.PLANES:
+        for plane in slice_images.PLANES:
             setattr(
                 r,
                 plane,
                 gr.Image(label=plane.capitalize(), type="numpy", format="png", elem_id=f"slice-{plane}", height=300),
             )
     with gr.Row():
-        for plane in views.PLANES:
+        for plane in slice_images.PLANES:
             setattr(r, f"{plane}_slider", gr.Slider(0, 1000, value=0, step=1, label=f"{plane.capitalize()} slice"))
     with gr.Row():
         r.opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Overlay opacity")
         r.overlay = gr.Radio(["Labels", "T2"], value="Labels", label="Overlay")
-    r.legend = gr.HTML(views.legend_html())
+    r.legend = gr.HTML(slice_images.legend_html())
     with gr.Row():
         with gr.Column(scale=3):
             r.model3d = gr.Model3D(
@@ -134,8 +134,8 @@ def _results_column() -> SimpleNamespace:
                 [LAYER_CARTILAGE, LAYER_MENISCI, LAYER_SHAPE], value=[LAYER_MENISCI], label="Show"
             )
             r.colour_by = gr.Radio(
-                [display.COLOUR_THICKNESS, display.COLOUR_T2],
-                value=display.COLOUR_THICKNESS,
+                [result_page.COLOUR_THICKNESS, result_page.COLOUR_T2],
+                value=result_page.COLOUR_THICKNESS,
                 label="Colour bones by",
                 info="T2: mean cartilage T2 along each bone normal (qDESS or MESE series only)",
             )
@@ -145,10 +145,13 @@ def _results_column() -> SimpleNamespace:
             r.warnings = gr.Markdown(elem_id="qc-warnings")
     with gr.Tab("Metrics"):
         r.thickness_table = gr.Dataframe(
-            headers=views.THICKNESS_HEADERS, label="Cartilage thickness", elem_id="thickness-table", interactive=False
+            headers=result_tables.THICKNESS_HEADERS,
+            label="Cartilage thickness",
+            elem_id="thickness-table",
+            interactive=False,
         )
-        r.structure_table = gr.Dataframe(headers=views.STRUCTURE_HEADERS, label="Structures", interactive=False)
-        r.t2_table = gr.Dataframe(headers=views.T2_HEADERS, label="T2 (qDESS or MESE)", interactive=False)
+        r.structure_table = gr.Dataframe(headers=result_tables.STRUCTURE_HEADERS, label="Structures", interactive=False)
+        r.t2_table = gr.Dataframe(headers=result_tables.T2_HEADERS, label="T2 (qDESS or MESE)", interactive=False)
     with gr.Tab("Downloads"):
         r.downloads = gr.File(
             label="Results: PDF report (+ PNG preview), DICOM-SEG for DICOM inputs, data files",
@@ -197,7 +200,7 @@ def _wire_jobs(services: Services, c: SimpleNamespace, r: SimpleNamespace) -> No
     ]
     for event in events:
         event.success(
-            partial(display.show_3d, services.store),
+            partial(result_page.show_3d, services.store),
             [r.job_token, r.layers, r.colour_by],
             r.model3d,
             api_name=False,
@@ -240,10 +243,10 @@ def _wire_views(services: Services, c: SimpleNamespace, r: SimpleNamespace) -> N
     store = services.store
 
     def viewer(token):
-        return display.open_viewer(store, services.viewers, token)
+        return result_page.open_viewer(store, services.viewers, token)
 
     r.viewer_button.click(viewer, r.job_token, r.viewer_link, api_name="viewer", concurrency_limit=None)
-    for plane in views.PLANES:
+    for plane in slice_images.PLANES:
         r_slider = getattr(r, f"{plane}_slider")
         r_slider.input(
             _slice_fn(store, plane),
@@ -253,19 +256,19 @@ def _wire_views(services: Services, c: SimpleNamespace, r: SimpleNamespace) -> N
             show_progress="hidden",
             api_name=f"slice_{plane}",
         )
-    sliders = [getattr(r, f"{plane}_slider") for plane in views.PLANES]
+    sliders = [getattr(r, f"{plane}_slider") for plane in slice_images.PLANES]
     for control in (r.opacity, r.overlay):
         control.change(
-            partial(display.update_all_slices, store),
+            partial(result_page.update_all_slices, store),
             [r.job_token, *sliders, r.opacity, r.overlay],
-            [getattr(r, plane) for plane in views.PLANES],
+            [getattr(r, plane) for plane in slice_images.PLANES],
             concurrency_limit=None,
             show_progress="hidden",
             api_visibility="private",
         )
     for control in (r.layers, r.colour_by):
         control.change(
-            partial(display.update_layers, store),
+            partial(result_page.update_layers, store),
             [r.job_token, r.layers, r.colour_by],
             [r.model3d, r.colorbar],
             concurrency_limit=None,
@@ -364,6 +367,6 @@ def _has_gpu() -> bool:
 
 def _slice_fn(store, plane: str):
     def show(token, index, opacity, overlay):
-        return display.update_slice(store, token, plane, index, opacity, overlay)
+        return result_page.update_slice(store, token, plane, index, opacity, overlay)
 
     return show

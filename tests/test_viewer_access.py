@@ -95,7 +95,7 @@ def test_the_viewer_port_is_closed_to_the_network_and_needs_the_token(viewer):
 def test_a_viewer_stops_when_the_app_is_killed(viewer):
     """SIGTERM kills the app without running its clean-up; the viewer follows through its closed pipe."""
     script = (
-        "import sys; from pathlib import Path; from app.viewers import ViewerPool; "
+        "import sys; from pathlib import Path; from app.viewer_processes import ViewerPool; "
         "print(ViewerPool().open(Path(sys.argv[1])).port, flush=True); import time; time.sleep(600)"
     )
     app = subprocess.Popen(

@@ -19,3 +19,14 @@ def run_local(
     engine = spec.build(segment=any(case.needs_segmentation for case in cases))
     for case in cases:
         yield analyse_case(engine, case, store, options)
+
+
+class LocalExecutor:
+    """Runs the cases in this process, in manifest order (``--engine local``)."""
+
+    def __init__(self, spec: EngineSpec, store: CohortStore, options: CaseOptions):
+        self.spec, self.store, self.options = spec, store, options
+        self.info = {"name": "local", "workers": 1}
+
+    def run(self, cases: list[CohortCase]) -> Iterator[CaseOutcome]:
+        return run_local(cases, spec=self.spec, store=self.store, options=self.options)

@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..config import AnalysisConfig, InferenceOptions
 from ..errors import KneePipelineError
-from .local import run_local
+from .local import LocalExecutor
 from .manifest import CohortCase, Manifest, read_manifest
 from .outcome import FAILED, INPUT, SKIPPED, CaseOutcome, failed
 from .report import write_report
@@ -176,15 +176,6 @@ def _executor(engine, spec, store, options, ray_address, workers, gpus_per_worke
     if ray_address or workers or gpus_per_worker:
         raise KneePipelineError("--ray-address, --workers and --gpus-per-worker need --engine ray.")
     return LocalExecutor(spec, store, options)
-
-
-class LocalExecutor:
-    def __init__(self, spec: EngineSpec, store: CohortStore, options: CaseOptions):
-        self.spec, self.store, self.options = spec, store, options
-        self.info = {"name": "local", "workers": 1}
-
-    def run(self, cases: list[CohortCase]) -> Iterator[CaseOutcome]:
-        return run_local(cases, spec=self.spec, store=self.store, options=self.options)
 
 
 def _with_progress(

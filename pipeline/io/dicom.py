@@ -13,7 +13,6 @@ against its declared length, so a truncated slice is named instead of surfacing 
 from __future__ import annotations
 
 import logging
-import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,12 +22,12 @@ import numpy as np
 
 from ..errors import InvalidInputError, MultipleSeriesError
 from ..volume import Volume
+from .headers import PIXEL_DATA, check_pixel_data_complete
 from .limits import ImageLimits
 
 logger = logging.getLogger(__name__)
 
 MIN_SLICES = 10
-PIXEL_DATA = 0x7FE00010
 DEFER_BYTES = 1024  # values larger than this (pixel data) are not loaded while reading headers
 
 
@@ -243,40 +242,6 @@ def check_series_limits(info: SeriesInfo, name: str, limits: ImageLimits) -> Non
     first = next(iter(info.headers.values()))
     rows, columns = int(getattr(first, "Rows", 0) or 0), int(getattr(first, "Columns", 0) or 0)
     limits.check((columns, rows, info.n_frames), name)
-
-
-def check_pixel_data_complete(path: Path, ds: Any, name: str) -> None:
-    """A file whose pixel data is shorter than its header declares is truncated: name it."""
-    if PIXEL_DATA not in ds:
-        raise InvalidInputError(f"{name}: the DICOM file {path.name} has no pixel data; re-export the series.")
-    element = ds.get_item(PIXEL_DATA, keep_deferred=True)  # the raw element: length and offset, value not read
-    length = getattr(element, "length", None)
-    tell = getattr(element, "value_tell", None)
-    if length is None or tell is None:  # already decoded: its value holds what the file had
-        value = getattr(element, "value", None)
-        length, tell, present = _declared_pixel_bytes(ds), 0, len(value) if value is not None else 0
-    elif length == 0xFFFFFFFF:
-        return  # encapsulated (compressed) pixel data: the decoder checks it
-    else:
-        present = os.path.getsize(path) - tell
-    expected = max(length or 0, _declared_pixel_bytes(ds))
-    if present < expected:
-        raise InvalidInputError(
-            f"{name}: the DICOM file {path.name} is truncated: {max(present, 0):,} of {expected:,} bytes of pixel "
-            "data present. Copy or export the series again."
-        )
-
-
-def _declared_pixel_bytes(ds: Any) -> int:
-    """Bytes of uncompressed pixel data the header describes (0 when it does not say)."""
-    try:
-        rows, columns = int(ds.Rows), int(ds.Columns)
-        bits = int(getattr(ds, "BitsAllocated", 16) or 16)
-        samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
-        frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    except (AttributeError, TypeError, ValueError):
-        return 0
-    return rows * columns * samples * frames * bits // 8
 
 
 def _read_files(files: list[Path], info: SeriesInfo, name: str) -> Volume:

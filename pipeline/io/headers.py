@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bz2
 import math
+import os
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from ..errors import InvalidInputError
 from .limits import ImageLimits
 
 CHUNK = 1 << 20
+PIXEL_DATA = 0x7FE00010  # the DICOM (7FE0,0010) Pixel Data tag
 MAX_TEXT_HEADER = 1 << 16
 
 NRRD_TYPE_BYTES = {
@@ -284,3 +286,38 @@ def read_meta_header(path: Path) -> VolumeHeader:
     if voxel_bytes == 0:
         compression = "unchecked"
     return VolumeHeader("MetaImage", size, voxel_bytes or 1, target, data_offset, compression)
+
+
+# --- DICOM ------------------------------------------------------------------------------------------------------
+def check_pixel_data_complete(path: Path, ds: Any, name: str) -> None:
+    """A file whose pixel data is shorter than its header declares is truncated: name it."""
+    if PIXEL_DATA not in ds:
+        raise InvalidInputError(f"{name}: the DICOM file {path.name} has no pixel data; re-export the series.")
+    element = ds.get_item(PIXEL_DATA, keep_deferred=True)  # the raw element: length and offset, value not read
+    length = getattr(element, "length", None)
+    tell = getattr(element, "value_tell", None)
+    if length is None or tell is None:  # already decoded: its value holds what the file had
+        value = getattr(element, "value", None)
+        length, tell, present = _declared_pixel_bytes(ds), 0, len(value) if value is not None else 0
+    elif length == 0xFFFFFFFF:
+        return  # encapsulated (compressed) pixel data: the decoder checks it
+    else:
+        present = os.path.getsize(path) - tell
+    expected = max(length or 0, _declared_pixel_bytes(ds))
+    if present < expected:
+        raise InvalidInputError(
+            f"{name}: the DICOM file {path.name} is truncated: {max(present, 0):,} of {expected:,} bytes of pixel "
+            "data present. Copy or export the series again."
+        )
+
+
+def _declared_pixel_bytes(ds: Any) -> int:
+    """Bytes of uncompressed pixel data the header describes (0 when it does not say)."""
+    try:
+        rows, columns = int(ds.Rows), int(ds.Columns)
+        bits = int(getattr(ds, "BitsAllocated", 16) or 16)
+        samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
+        frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    except (AttributeError, TypeError, ValueError):
+        return 0
+    return rows * columns * samples * frames * bits // 8

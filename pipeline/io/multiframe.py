@@ -14,7 +14,7 @@ def read_multiframe(path: Path, *, name: str, limits: ImageLimits | None = None)
     import pydicom
     import SimpleITK as sitk
 
-    from .dicom import check_pixel_data_complete
+    from .headers import check_pixel_data_complete
 
     try:
         header = pydicom.dcmread(path, defer_size=1024)

@@ -3,7 +3,7 @@
 (``outputs``), and the stage ``compare`` (``stage``)."""
 
 from .change import ChangeStats, KneeChange, RegionChange, VolumeChange
-from .stage import CompareOptions, DifferentKneesError, compare
+from .compare import CompareOptions, DifferentKneesError, compare
 
 __all__ = [
     "ChangeStats",

@@ -1,4 +1,4 @@
-"""Pictures and tables for the page: slice overlays in three planes, the colour legend, metric tables.
+"""Slice pictures for the page: overlays in three planes and the colour legend.
 
 Slices are shown in radiological convention from an LPS-oriented copy of the volumes: axial seen from the feet
 (patient right on the left of the screen, anterior up), coronal seen from the front, sagittal with anterior on the
@@ -89,53 +89,3 @@ def legend_html(present: set[str] | None = None) -> str:
             f"{L.structure_display_name(name)}</span>"
         )
     return '<div id="legend">' + "".join(items) + "</div>"
-
-
-def thickness_table(result) -> list[list]:
-    rows = []
-    for region, r in result.cartilage.items():
-        t = r.thickness_mm
-        cells = (
-            [round(t.mean, 2), round(t.median, 2), round(t.std, 2), round(t.p95, 2), t.n_vertices] if t else [None] * 5
-        )
-        rows.append([region.replace("_", " "), *cells, None if r.volume_mm3 is None else round(r.volume_mm3)])
-    return rows
-
-
-THICKNESS_HEADERS = ["region", "mean mm", "median mm", "std mm", "p95 mm", "vertices", "volume mm³"]
-
-
-def structure_table(result) -> list[list]:
-    return [
-        [
-            L.structure_display_name(name),
-            "yes" if s.present else "no",
-            None if s.volume_mm3 is None else round(s.volume_mm3),
-            s.n_components,
-        ]
-        for name, s in result.structures.items()
-    ]
-
-
-STRUCTURE_HEADERS = ["structure", "present", "volume mm³", "pieces"]
-
-
-def t2_table(result) -> list[list]:
-    regions = result.t2.to_dict()["regions"] if result.t2.computed else {}
-    rows = []
-    for region, stats in regions.items():
-        rows.append(
-            [
-                region.replace("_", " "),
-                stats.get("mean"),
-                stats.get("median"),
-                stats.get("std"),
-                stats.get("n_voxels"),
-                stats.get("deep", {}).get("mean"),
-                stats.get("superficial", {}).get("mean"),
-            ]
-        )
-    return rows
-
-
-T2_HEADERS = ["region", "mean ms", "median ms", "std ms", "voxels", "deep mean ms", "superficial mean ms"]

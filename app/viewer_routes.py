@@ -21,7 +21,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from .viewers import TOKEN_HEADER, Viewer, ViewerPool
+from .viewer_processes import TOKEN_HEADER, Viewer, ViewerPool
 
 logger = logging.getLogger(__name__)
 

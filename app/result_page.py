@@ -13,7 +13,7 @@ import gradio as gr
 from pipeline import labels as L
 from pipeline.report.meshes import NSM_SUFFIX, knee_glb_layers, write_colorbar_png, write_glb
 
-from . import views
+from . import result_tables, slice_images
 from .jobs import Job, JobStore
 
 LAYER_CARTILAGE, LAYER_MENISCI, LAYER_SHAPE = "Cartilage", "Menisci", "Shape model"
@@ -53,12 +53,12 @@ def result_outputs(job: Job, result, files: dict) -> dict:
     warnings = "\n".join(f"- {w}" for w in result.warnings) or "No QC warnings."
     return {
         "colorbar": str(colorbar),
-        "thickness_table": views.thickness_table(result),
-        "structure_table": views.structure_table(result),
-        "t2_table": views.t2_table(result),
+        "thickness_table": result_tables.thickness_table(result),
+        "structure_table": result_tables.structure_table(result),
+        "t2_table": result_tables.t2_table(result),
         "warnings": warnings,
         "downloads": [str(p) for p in clinical] + [str(files[n]) for n in download_names if n in files],
-        "legend": views.legend_html({n for n, s in result.structures.items() if s.present}),
+        "legend": slice_images.legend_html({n for n, s in result.structures.items() if s.present}),
         "shape_summary": shape_summary(result),
     }
 
@@ -114,7 +114,7 @@ def update_slice(store: JobStore, token: str | None, plane: str, index: float, o
     job = store.get(token)
     if job is None or job.stack is None:
         return gr.skip()
-    return views.render_slice(job.stack, plane, int(index), opacity=opacity, overlay=overlay.lower())
+    return slice_images.render_slice(job.stack, plane, int(index), opacity=opacity, overlay=overlay.lower())
 
 
 def update_all_slices(
@@ -122,7 +122,7 @@ def update_all_slices(
 ):
     return tuple(
         update_slice(store, token, plane, index, opacity, overlay)
-        for plane, index in zip(views.PLANES, (ia, ic, is_), strict=True)
+        for plane, index in zip(slice_images.PLANES, (ia, ic, is_), strict=True)
     )
 
 
