@@ -17,7 +17,7 @@ import os
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import InvalidInputError
@@ -239,11 +239,18 @@ def read_nrrd_header(path: Path) -> VolumeHeader:
         voxel_bytes = int(fields.get("block size", fields.get("blocksize", "0")) or 0)
     encoding = fields.get("encoding", "raw").lower()
     compression = {"raw": "none", "gzip": "gzip", "gz": "gzip", "bzip2": "bzip2", "bz2": "bzip2"}.get(encoding)
-    data_file = fields.get("data file", fields.get("datafile"))
-    detached = data_file is not None and data_file.upper() != "LOCAL" and " " not in data_file
-    if data_file is not None and data_file.upper() != "LOCAL" and not detached:
-        compression = None  # a list or pattern of data files: only the size limit applies
-    target = (path.parent / data_file) if detached and data_file else path
+    field_name = "data file" if "data file" in fields else "datafile"
+    data_file = fields.get(field_name)
+    detached = data_file is not None and data_file.upper() != "LOCAL"
+    if detached and data_file is not None:
+        listed = lines[next(i for i, line in enumerate(lines) if _is_field(line, field_name)) + 1 :]
+        names = data_file_names(data_file, listed, path.name, f"{field_name}:")
+        detached = len(names) == 1 and data_file.split()[0].upper() != "LIST"
+        for name in names:
+            confined_data_file(path, name, f"{field_name}:")
+        if not detached:
+            compression = None  # a list or pattern of data files: only the size limit applies
+    target = confined_data_file(path, data_file, f"{field_name}:") if detached and data_file else path
     skip = int(fields.get("byte skip", fields.get("byteskip", "0")) or 0)
     data_offset = (skip if skip >= 0 else 0) if detached else offset + max(skip, 0)
     if voxel_bytes == 0 or compression is None or int(fields.get("line skip", fields.get("lineskip", "0")) or 0):
@@ -277,15 +284,78 @@ def read_meta_header(path: Path) -> VolumeHeader:
     if data_file.upper() == "LOCAL":
         target, data_offset = path, offset
     elif " " in data_file or data_file.upper().startswith("LIST"):
+        for name in data_file_names(data_file, _lines_after(path, offset), path.name, "ElementDataFile"):
+            confined_data_file(path, name, "ElementDataFile")
         target, data_offset, compression = path, 0, "unchecked"
     else:
-        target = path.parent / data_file
+        target = confined_data_file(path, data_file, "ElementDataFile")
         data_offset = max(header_size, 0)
         if header_size == -1 and not compressed:  # -1: the data is at the end of the file
             data_offset = max(target.stat().st_size - math.prod(size) * voxel_bytes, 0) if target.is_file() else 0
     if voxel_bytes == 0:
         compression = "unchecked"
     return VolumeHeader("MetaImage", size, voxel_bytes or 1, target, data_offset, compression)
+
+
+# --- detached data files ---------------------------------------------------------------------------------------
+#: Most files a LIST or pattern of data files may name (a knee series has a few hundred slices at most).
+MAX_LISTED_DATA_FILES = 10_000
+
+
+def confined_data_file(header: Path, name: str, field: str) -> Path:
+    """The data file a header names, which must lie in the header's own folder (or below it), named relatively.
+
+    A header is text the uploader wrote: without this rule ``ElementDataFile = /etc/passwd`` (or ``../x``) makes
+    the server read, and show as an image, any file it can read. Applies to uploads, archives, the CLI and batch.
+    """
+    shown = name if len(name) <= 80 else name[:77] + "..."
+    posix = PurePosixPath(name.replace("\\", "/"))
+    if not name or posix.is_absolute() or ".." in posix.parts or ":" in posix.parts[0] or name.startswith("~"):
+        raise InvalidInputError(
+            f"{header.name}: its header field '{field}' names a data file outside the header's folder ('{shown}'). "
+            "Only a file beside the header, named without folders above it, is read: put the data file next to "
+            "the header (in the same upload or zip) and name it relatively."
+        )
+    target = header.parent / Path(*posix.parts)
+    if not target.resolve().is_relative_to(header.parent.resolve()):  # a link that leads out of the folder
+        raise InvalidInputError(
+            f"{header.name}: its header field '{field}' names a data file ('{shown}') that leads outside the "
+            "header's folder; refused. Put the data file itself next to the header."
+        )
+    return target
+
+
+def data_file_names(value: str, following: list[str], name: str, field: str) -> list[str]:
+    """Every file a data-file field names: one file, a LIST (names on the lines after it), or a printf pattern
+    'name%03d.raw MIN MAX STEP [subdim]' (NRRD and MetaImage use the same three forms)."""
+    parts = value.split()
+    if parts and parts[0].upper() == "LIST":
+        listed = [line.strip() for line in following if line.strip()]
+        if len(listed) > MAX_LISTED_DATA_FILES:
+            raise InvalidInputError(f"{name}: its header field '{field}' lists {len(listed)} data files; refused.")
+        return listed
+    if len(parts) < 4:
+        return [value]
+    try:
+        first, last, step = (int(p) for p in parts[1:4])
+        count = 0 if step == 0 else (last - first) // step + 1
+        if not 0 < count <= MAX_LISTED_DATA_FILES:
+            raise ValueError(count)
+        return [parts[0] % index for index in range(first, last + (1 if step > 0 else -1), step)]
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError(
+            f"{name}: its header field '{field}' is neither a file name, a LIST nor a valid file-name pattern."
+        ) from exc
+
+
+def _is_field(line: str, field: str) -> bool:
+    return ":" in line and line.split(":", 1)[0].strip().lower() == field
+
+
+def _lines_after(path: Path, offset: int) -> list[str]:
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        return handle.read(MAX_TEXT_HEADER).decode("latin-1").splitlines()
 
 
 # --- DICOM ------------------------------------------------------------------------------------------------------
