@@ -6,7 +6,7 @@ Bones coloured by cartilage thickness with a scalar bar, cartilage and menisci t
 ``--timeout`` seconds after its last browser disconnects (0: never), so viewers started per job clean up after
 themselves. Geometry comes from the ``meshes/*.vtk`` files the pipeline wrote (LPS millimetres).
 
-Started by the app (app/viewers.py), it listens on 127.0.0.1, answers only requests carrying the token given in
+Started by the app (app/viewer_processes.py), it listens on 127.0.0.1, answers only requests carrying the token given in
 $KNEESCOPE_VIEWER_TOKEN (the app's proxy adds it after checking the login), and with ``--exit-with-parent`` exits
 as soon as its standard input closes, that is when the app that started it exits, however it exits.
 """

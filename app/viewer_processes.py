@@ -1,7 +1,7 @@
 """Interactive trame viewers, one small server per job on demand (``app/trame_viewer.py``).
 
 Each viewer is a separate process listening on 127.0.0.1 only, whatever address the app serves, and it answers
-only requests that carry its own unguessable token (sent in a header by the app's proxy, app/viewer_proxy.py, which
+only requests that carry its own unguessable token (sent in a header by the app's proxy, app/viewer_routes.py, which
 checks the app's login first). So a viewer is reachable only through the app's authenticated route
 ``<root>/viewer/<token>/``, from any browser that can reach the app, behind Caddy or not.
 
