@@ -14,8 +14,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from .handlers import Services, page_errors, start_job, verified_uploads
+from .handlers import page_errors, start_job, verified_uploads
 from .jobs import Job
+from .startup import Services
 from .uploads import copy_input
 
 CHANGE_HEADERS = [
@@ -87,6 +88,7 @@ def _compare(
     submitted_at: float | None,
 ) -> tuple:
     from pipeline.longitudinal import CompareOptions, compare
+    from pipeline.request import AnalysisRequest
 
     job = start_job(services, session, submitted_at, "comparison")
     succeeded = False
@@ -100,7 +102,12 @@ def _compare(
                 progress(0.02 + 0.9 * fraction, desc=message)
 
             change = compare(
-                baseline, followup, engine=services.engine, label_scheme=scheme, options=options, progress=report
+                baseline,
+                followup,
+                engine=services.engine,
+                request=AnalysisRequest(label_scheme=scheme),
+                options=options,
+                progress=report,
             )
             progress(0.95, desc="Writing results")
             files = change.write(job.folder / "compare")

@@ -10,21 +10,21 @@ import contextlib
 import logging
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 
-from pipeline.engine import Engine
 from pipeline.errors import KneePipelineError
-from pipeline.io import ImageLimits
+from pipeline.request import AnalysisRequest
 
 from . import result_page, slice_images
 from .examples import example_inputs, qdess_example_inputs
-from .jobs import Job, JobCancelled, JobStore
+from .jobs import Job, JobCancelled
 from .messages import user_message
-from .uploads import UploadRefused, UploadRegistry, copy_input
-from .worker import JobRequest, run_in_worker
+from .startup import Services
+from .uploads import UploadRefused, copy_input
+from .worker import run_in_worker
 
 logger = logging.getLogger(__name__)
 
@@ -49,21 +49,6 @@ OUTPUT_NAMES = (
 )
 T2_CHOICES = {"Automatic": None, "On": True, "Off": False}
 EXAMPLES = {"knee": example_inputs, "qdess": qdess_example_inputs}
-
-
-@dataclass
-class Services:
-    """What the handlers need, built once at startup and shared read-only by every session."""
-
-    store: JobStore
-    engine: Engine  # the pipeline's one engine (segments when weights are there; analyses label maps always)
-    max_upload_mb: int = 1024
-    retention_hours: float = 24.0
-    viewers: object | None = None  # app.viewers.ViewerPool for the interactive trame views
-    shape_available: bool = False  # the shape model's weights are loaded (decides the option's default)
-    shape_reason: str | None = None  # why the shape model is unavailable
-    limits: ImageLimits = field(default_factory=ImageLimits)  # largest image accepted (--max-voxels/--max-axis)
-    uploads: UploadRegistry | None = None  # which inputs are real uploads, and who uses them
 
 
 @dataclass(frozen=True)
@@ -190,7 +175,7 @@ def _run(
     try:
         with page_errors(job, "job"):
             image_path, labels_path = inputs(job)
-            request = JobRequest(
+            request = AnalysisRequest(
                 image=image_path,
                 labels=labels_path,
                 label_scheme=options.scheme,
@@ -198,7 +183,6 @@ def _run(
                 mirroring=bool(options.mirroring),
                 t2=T2_CHOICES.get(options.t2_choice),
                 shape_model=bool(options.shape),
-                case_id=_case_id(image_path or labels_path),
                 limits=services.limits,
             )
             progress(0.01, desc="Loading")
@@ -209,7 +193,7 @@ def _run(
         services.store.finish(session, job, keep=succeeded or job.result is not None)
 
 
-def _job_events(services: Services, job: Job, request: JobRequest, opacity: float, progress) -> Iterator[tuple]:
+def _job_events(services: Services, job: Job, request: AnalysisRequest, opacity: float, progress) -> Iterator[tuple]:
     """Turn the worker's reports into page updates, in order."""
     image = None
     for kind, value in run_in_worker(services.engine, job, request):
@@ -264,12 +248,6 @@ def _slices(stack: slice_images.SliceStack, opacity: float, *, reset: bool) -> d
 def _model_names(services: Services) -> set[str]:
     engine = services.engine
     return {name for name, ok, _ in engine.model_choices() if ok} if engine.can_segment else set()
-
-
-def _case_id(path: str | None) -> str | None:
-    from pipeline.io import file_stem
-
-    return file_stem(Path(path)) if path else None
 
 
 def t2_choice_for_upload(path: str | None):

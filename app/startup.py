@@ -1,16 +1,18 @@
-"""Startup wiring: logging of the host check, the job store, retention sweep, upload registry, viewers, and the one
-engine (loaded once)."""
+"""Startup wiring: the services every session shares (``Services``), built once here: the host check in the log, the
+job store, retention sweep, upload registry, viewers, and the one engine (loaded once)."""
 
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.config import InferenceOptions
 from pipeline.engine import Engine
+from pipeline.engine_spec import AUTO_MODEL, EngineSpec
+from pipeline.io import ImageLimits
 
-from .handlers import Services
 from .jobs import JobStore
 from .retention import RetentionPolicy, start_sweeper
 from .settings import AppSettings
@@ -19,9 +21,30 @@ from .uploads import UploadRegistry
 logger = logging.getLogger(__name__)
 
 
+@dataclass
+class Services:
+    """What the handlers need, built once at startup and shared read-only by every session."""
+
+    store: JobStore
+    engine: Engine  # the pipeline's one engine (segments when weights are there; analyses label maps always)
+    max_upload_mb: int = 1024
+    retention_hours: float = 24.0
+    viewers: object | None = None  # app.viewer_processes.ViewerPool for the interactive trame views
+    shape_available: bool = False  # the shape model's weights are loaded (decides the option's default)
+    shape_reason: str | None = None  # why the shape model is unavailable
+    limits: ImageLimits = field(default_factory=ImageLimits)  # largest image accepted (--max-voxels/--max-axis)
+    uploads: UploadRegistry | None = None  # which inputs are real uploads, and who uses them
+
+
 def load_engine(settings: AppSettings) -> Engine:
     """The pipeline's engine: the best segmentation model available offline, or label-map analysis only."""
-    engine = Engine.for_app(model_dir=settings.model_dir, inference=InferenceOptions(backend=settings.backend))
+    spec = EngineSpec(
+        AUTO_MODEL,
+        None if settings.model_dir is None else str(settings.model_dir),
+        InferenceOptions(backend=settings.backend),
+        download=False,
+    )
+    engine = Engine.from_spec(spec)
     logger.info("engine ready: %s", engine.describe())
     return engine
 

@@ -11,9 +11,10 @@ from types import SimpleNamespace
 import gradio as gr
 
 from . import compare, handlers, result_page, result_tables, slice_images
-from .handlers import OUTPUT_NAMES, PageOptions, Services
+from .handlers import OUTPUT_NAMES, PageOptions
 from .result_page import LAYER_CARTILAGE, LAYER_MENISCI, LAYER_SHAPE
 from .settings import AppSettings
+from .startup import Services
 
 NOTICE = (
     "**Research use only — not for clinical diagnosis.** Upload anonymised images only. Uploads are deleted when "

@@ -1,7 +1,7 @@
 """The app's own route to the interactive viewers: ``<root>/viewer/<token>/`` (pages and the websocket).
 
-Viewers listen on 127.0.0.1 only and answer only their token (app/viewer_processes.py); this route is how a browser reaches
-one: it checks the app's login (Gradio's session cookie, or --auth's absence), finds the viewer by the token in
+Viewers listen on 127.0.0.1 only and answer only their token (app/viewer_processes.py); this route is how a browser
+reaches one: it checks the app's login (Gradio's session cookie, or --auth's absence), finds the viewer by the token in
 the URL, and relays the request with the token header added. The same check therefore guards the page and the
 viewers, directly or behind Caddy (which just passes the app's paths through).
 

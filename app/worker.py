@@ -10,43 +10,15 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from pipeline.engine import Engine
-from pipeline.io import ImageLimits
+from pipeline.request import AnalysisRequest
 
 from .jobs import Job
 
 
-@dataclass(frozen=True)
-class JobRequest:
-    """What the page asked for, in the engine's terms."""
-
-    image: str | None
-    labels: str | None
-    label_scheme: str
-    model: str | None
-    mirroring: bool
-    t2: bool | None
-    shape_model: bool
-    case_id: str | None
-    limits: ImageLimits | None = None  # the app's --max-voxels/--max-axis
-
-    def engine_kwargs(self) -> dict:
-        return {
-            "limits": self.limits,
-            "labels": self.labels,
-            "label_scheme": self.label_scheme,
-            "model": self.model,
-            "mirroring": self.mirroring,
-            "t2": self.t2,
-            "shape_model": self.shape_model,
-            "case_id": self.case_id,
-        }
-
-
-def run_in_worker(engine: Engine, job: Job, request: JobRequest) -> Iterator[tuple[str, object]]:
-    """``engine.analyze`` in a thread; yields ("progress", (fraction, message)), ("image" | "labels", Volume) and
+def run_in_worker(engine: Engine, job: Job, request: AnalysisRequest) -> Iterator[tuple[str, object]]:
+    """``engine.run(request)`` in a thread; yields ("progress", (fraction, message)), ("image" | "labels", Volume) and
     finally ("result", KneeAnalysis). The worker's exception is re-raised here."""
     events: queue.Queue = queue.Queue()
 
@@ -56,12 +28,7 @@ def run_in_worker(engine: Engine, job: Job, request: JobRequest) -> Iterator[tup
 
     def work() -> None:
         try:
-            result = engine.analyze(
-                request.image,
-                progress=report,
-                on_volume=lambda kind, v: events.put((kind, v)),
-                **request.engine_kwargs(),
-            )
+            result = engine.run(request, progress=report, on_volume=lambda kind, v: events.put((kind, v)))
             events.put(("result", result))
         except BaseException as exc:
             events.put(("error", exc))

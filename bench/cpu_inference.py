@@ -45,7 +45,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.gpu_check import SHAPE_KJI, derive_plans, knee_sized_image, write_model_folder  # noqa: E402
+from bench.gpu_check import SHAPE_KJI, agreement, derive_plans, knee_sized_image, write_model_folder  # noqa: E402
 
 MIN_DEMO_DICE = 0.995
 MIN_ARGMAX_FP32 = 0.999
@@ -169,16 +169,6 @@ def run_case(segmenter, image, *, probabilities: bool) -> dict:
     if probabilities:
         row.update(probabilities=out[1], first_tile=predictor.runner.first)
     return row
-
-
-def agreement(reference: np.ndarray, other: np.ndarray) -> dict:
-    """Case level: max |softmax difference| and argmax agreement, in slabs (no third full-size array is made)."""
-    max_diff, same = 0.0, 0
-    for k in range(0, reference.shape[1], 8):
-        a, b = reference[:, k : k + 8], other[:, k : k + 8]
-        max_diff = max(max_diff, float(np.abs(a - b).max()))
-        same += int((a.argmax(0) == b.argmax(0)).sum())
-    return {"case_max_softmax_diff": max_diff, "argmax_agreement": same / (reference[0].size)}
 
 
 def demo_dice(variants: list[Variant]) -> dict[str, dict]:

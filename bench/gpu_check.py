@@ -136,6 +136,16 @@ def knee_sized_image(shape_kji: tuple[int, int, int]):
     return Volume(np.abs(array), SPACING_IJK, (0.0, 0.0, 0.0), np.eye(3))
 
 
+def agreement(reference: np.ndarray, other: np.ndarray) -> dict:
+    """Case level: max |softmax difference| and argmax agreement, in slabs (no third full-size array is made)."""
+    max_diff, same = 0.0, 0
+    for k in range(0, reference.shape[1], 8):
+        a, b = reference[:, k : k + 8], other[:, k : k + 8]
+        max_diff = max(max_diff, float(np.abs(a - b).max()))
+        same += int((a.argmax(0) == b.argmax(0)).sum())
+    return {"case_max_softmax_diff": max_diff, "argmax_agreement": same / (reference[0].size)}
+
+
 def time_runs(folder: Path, image, runs: list[str], device: str) -> list[dict]:
     import torch
 
@@ -205,7 +215,6 @@ def time_backends(folder: Path, image, names: list[str], device: str, cache: Pat
     """Each backend on one case: seconds, tiles, peak GPU memory, argmax agreement with torch-fp32."""
     import torch
 
-    from bench.cpu_inference import agreement
     from pipeline import segmentation as segment
     from pipeline.config import InferenceOptions
 

@@ -4,7 +4,8 @@ Public API (no Gradio, no heavy imports at package import time)::
 
     from pipeline import Engine, analyze_labels
     engine = Engine.load("fullres")                          # or "demo"; weights resolved and loaded once
-    result = engine.analyze("knee_dicom.zip", t2=True)       # MRI -> KneeAnalysis
+    result = engine.run(AnalysisRequest("knee_dicom.zip", t2=True))   # MRI -> KneeAnalysis
+    result = engine.analyze("knee_dicom.zip", t2=True)       # the same, keyword form
     result = analyze_labels("seg.nrrd", scheme="native")     # an existing segmentation, same code path
     result.cartilage["medial_tibial"].thickness_mm.mean
     result.write("out/")
@@ -31,7 +32,9 @@ from .errors import (
 from .volume import Volume
 
 _LAZY = {
+    "AnalysisRequest": ("request", "AnalysisRequest"),
     "Engine": ("engine", "Engine"),
+    "EngineSpec": ("engine_spec", "EngineSpec"),
     "analyze_labels": ("engine", "analyze_labels"),
     "compare": ("longitudinal", "compare"),
     "KneeAnalysis": ("report.results", "KneeAnalysis"),
@@ -56,8 +59,10 @@ def __getattr__(name: str):
 
 __all__ = [
     "AnalysisConfig",
+    "AnalysisRequest",
     "EmptySegmentationError",
     "Engine",
+    "EngineSpec",
     "GeometryMismatchError",
     "InferenceOptions",
     "InvalidInputError",

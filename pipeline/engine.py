@@ -1,63 +1,52 @@
 """The analysis engine: the one place that sequences an analysis, for the app, the CLI, notebooks and cohorts.
 
     engine = Engine.load("fullres")                      # weights resolved once (hub cache, download, or demo)
-    result = engine.analyze("knee_dicom.zip", t2=True, shape_model=True, progress=lambda f, m: ...)
-    result = engine.analyze("mri.nii.gz", labels="seg.nii.gz", label_scheme="native")   # given labels
+    result = engine.run(AnalysisRequest(image="knee_dicom.zip", t2=True, shape_model=True))
+    result = engine.analyze("mri.nii.gz", labels="seg.nii.gz", label_scheme="native")   # the keyword form
     result.write("OUT/")
 
-``analyze`` reads the image once (a DICOM series keeps its headers and echoes on the Volume, so T2 works whatever
-the caller passed), takes the given label map (reoriented onto the image grid when it stores the same voxels in
-another axis order) or segments the image, then runs the stages: morphometry, T2, shape model, provenance. The
-engine owns the segmenters and the shape model, loaded once, and a lock that keeps cases from overlapping on one
-device (the isolation the predecessor got from a subprocess per case).
+``run`` reads the inputs once (a DICOM series keeps its headers and echoes on the Volume, so T2 works whatever the
+caller passed), takes the given label map (reoriented onto the image grid when it stores the same voxels in another
+axis order) or segments the image, then runs the stages in order: morphometry, T2, shape model, assembly (warnings,
+provenance). The stages are functions of their own packages; this module only calls them. The engine owns the
+segmenters and the shape model, loaded once, and a lock that keeps cases from overlapping on one device (the
+isolation the predecessor got from a subprocess per case). Engines are built by ``Engine.from_spec`` (the factory).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from . import labels as L
-from .config import AnalysisConfig, InferenceOptions
-from .errors import InvalidInputError, KneePipelineError, WeightsUnavailableError
-from .io import ImageLimits, LoadedLabels, align_to_grid, file_stem, load_image, load_label_map, to_canonical
-from .io.labelmaps import SchemeSpec
-from .labels import LabelScheme
+from .config import InferenceOptions
+from .engine_spec import EngineSpec
+from .errors import KneePipelineError, WeightsUnavailableError
+from .io.inputs import read_image, read_inputs
+from .label_source import LabelSource
 from .morphometry import measure_knee
-from .morphometry.label_fit import laterality_warnings
-from .morphometry.thickness import mean_along_runs
 from .outcome import NotComputed
 from .progress import ProgressFn, StageTimer, no_progress, scaled
-from .report.provenance import build_provenance
+from .report.assemble import assemble_analysis
 from .report.results import KneeAnalysis
+from .request import AnalysisRequest, VolumeInput
+from .segmentation.loading import AUTO_MODEL, DEMO_MODEL, SEGMENTATION_MODELS, choose_segmenter, load_segmenter
 from .shape.stage import ShapeOptions, shape_stage
 from .t2.stage import t2_stage
 from .volume import Volume
-from .weights import model_dir_from_env, resolve_model
 
 logger = logging.getLogger(__name__)
 
-DEMO_MODEL = "demo"
-#: Segmentation models offered, best first.
-SEGMENTATION_MODELS = ("fullres", "cascade", DEMO_MODEL)
 #: Share of the progress bar given to segmentation (the rest is meshes, thickness, T2, shape model).
 SEGMENTATION_SHARE = 0.75
-DEMO_WARNING = (
-    "Segmented by the KneeScope DEMO model, trained on synthetic knees only: on real MRI its labels and every "
-    "number derived from them are meaningless."
-)
 #: on_volume(kind, volume): "image" once the MRI is read, "labels" once the label map is on its grid.
 VolumeObserver = Callable[[str, Volume], None]
-ImageInput = str | Path | Volume
-SchemeInput = SchemeSpec
 
 
 class Engine:
-    """Owns the loaded segmenter(s) and shape model and a lock; ``analyze`` runs one case.
+    """Owns the loaded segmenter(s) and shape model and a lock; ``run`` analyses one case.
 
     Attributes:
         model: manifest name of the default segmentation model, or None (label-map analysis only).
@@ -87,7 +76,33 @@ class Engine:
         self._shape_reason: str | None = None
         self._lock = threading.RLock()
 
-    # --- construction -------------------------------------------------------------------------------------------
+    # --- construction: the one factory --------------------------------------------------------------------------
+    @classmethod
+    def from_spec(cls, spec: EngineSpec, *, segment: bool = True) -> Engine:
+        """The engine ``spec`` describes; ``segment=False``: one that analyses label maps only (no weights touched).
+
+        Raises:
+            WeightsUnavailableError: missing, corrupt or unreachable weights (and no fallback).
+        """
+        if not segment:
+            return cls(inference=spec.inference)
+        folder = spec.folder
+        chosen = choose_segmenter(
+            spec.model, folder, spec.inference, download=spec.download, fallback_to_demo=spec.fallback_to_demo
+        )
+        segmenters = {chosen.name: chosen.segmenter} if chosen.name is not None else {}
+        engine = cls(
+            segmenters,
+            model=chosen.name,
+            notice=chosen.notice,
+            inference=spec.inference,
+            model_dir=folder,
+            download=spec.download,
+        )
+        if spec.model == AUTO_MODEL and chosen.name is not None:
+            engine.model_choices()  # checked once at startup, so the page lists what it can offer
+        return engine
+
     @classmethod
     def load(
         cls,
@@ -98,57 +113,21 @@ class Engine:
         download: bool = True,
         fallback_to_demo: bool = False,
     ) -> Engine:
-        """Resolve the model's weights (see ``pipeline.weights``), verify them and load the predictor(s) once.
-
-        Args:
-            model: manifest name: 'fullres', 'cascade' or 'demo'.
-            inference: device, mirroring, sliding-window step, fp16 (defaults: InferenceOptions()).
-            model_dir: local copy in the published layout (default: $KNEESCOPE_MODEL_DIR).
-            download: allow fetching missing weights from the Hub.
-            fallback_to_demo: if the requested weights are unavailable and no model_dir was given, use the demo
-                model and set ``notice`` instead of failing.
-        Raises:
-            WeightsUnavailableError: missing, corrupt or unreachable weights (and no fallback).
-        """
-        inference = inference or InferenceOptions()
-        folder = Path(model_dir).expanduser() if model_dir is not None else model_dir_from_env()
-        try:
-            segmenter = _load_segmenter(model, folder, inference, download)
-            return cls({model: segmenter}, model=model, inference=inference, model_dir=folder, download=download)
-        except WeightsUnavailableError as exc:
-            if not fallback_to_demo or model == DEMO_MODEL or folder is not None:
-                raise
-            notice = (
-                f"The '{model}' model is unavailable ({exc}) Using the DEMO model instead: it was trained on "
-                "synthetic knees only, so results on real MRI are meaningless."
-            )
-            logger.warning(notice)
-        segmenter = _load_segmenter(DEMO_MODEL, None, inference, False)
-        return cls(
-            {DEMO_MODEL: segmenter},
-            model=DEMO_MODEL,
-            notice=notice,
-            inference=inference,
-            model_dir=folder,
-            download=download,
+        """``Engine.from_spec(EngineSpec(model, ...))``: see :class:`~pipeline.engine_spec.EngineSpec`."""
+        spec = EngineSpec(
+            model,
+            None if model_dir is None else str(model_dir),
+            inference or InferenceOptions(),
+            download,
+            fallback_to_demo,
         )
+        return cls.from_spec(spec)
 
     @classmethod
     def for_app(cls, *, model_dir: str | Path | None = None, inference: InferenceOptions | None = None) -> Engine:
-        """The best model available without downloading (published weights if cached or in model_dir, else demo).
-
-        With no usable weights at all, an engine that analyses label maps only.
-        """
-        for name in SEGMENTATION_MODELS:
-            try:
-                engine = cls.load(name, model_dir=model_dir, inference=inference, download=False)
-            except WeightsUnavailableError as exc:
-                logger.info("model %s not available: %s", name, exc)
-                continue
-            engine.model_choices()
-            return engine
-        logger.error("no segmentation model could be loaded: label-map analysis only")
-        return cls(inference=inference)
+        """The best model available without downloading (published weights if cached or in model_dir, else demo);
+        with no usable weights at all, an engine that analyses label maps only."""
+        return cls.load(AUTO_MODEL, model_dir=model_dir, inference=inference, download=False)
 
     # --- models -------------------------------------------------------------------------------------------------
     @property
@@ -162,6 +141,8 @@ class Engine:
     def model_choices(self) -> list[tuple[str, bool, str]]:
         """(name, available, reason if not) for every segmentation model; checked once, without downloading."""
         if self._choices is None:
+            from .weights import resolve_model
+
             choices = []
             for name in SEGMENTATION_MODELS:
                 if name in self._segmenters:
@@ -196,7 +177,7 @@ class Engine:
                 "weights (python -m pipeline weights download)."
             )
         if name not in self._segmenters:
-            self._segmenters[name] = _load_segmenter(name, self._model_dir, self.inference, self._download)
+            self._segmenters[name] = load_segmenter(name, self._model_dir, self.inference, self._download)
         return self._segmenters[name]
 
     def shape_options(self) -> ShapeOptions | NotComputed:
@@ -214,14 +195,14 @@ class Engine:
     # --- work ---------------------------------------------------------------------------------------------------
     def segment(
         self,
-        image: ImageInput,
+        image: VolumeInput,
         *,
         model: str | None = None,
         progress: ProgressFn | None = None,
         mirroring: bool | None = None,
     ):
         """Segment one MRI (file, DICOM folder/zip or Volume) into a canonical label map on its grid."""
-        volume = load_image(image) if isinstance(image, (str, Path)) else image
+        volume = read_image(image)
         name = model or self.model
         with self._lock:
             segmentation = self._segmenter(name).predict(
@@ -232,144 +213,79 @@ class Engine:
 
     def analyze(
         self,
-        image: ImageInput | None = None,
+        image: VolumeInput | None = None,
         *,
-        labels: ImageInput | LoadedLabels | None = None,
-        label_scheme: SchemeInput = "auto",
-        t2: bool | None = None,
-        shape_model: bool | ShapeOptions = False,
-        mirroring: bool | None = None,
-        model: str | None = None,
-        config: AnalysisConfig | None = None,
-        case_id: str | None = None,
         progress: ProgressFn | None = None,
         on_volume: VolumeObserver | None = None,
-        limits: ImageLimits | None = None,
+        **options,
     ) -> KneeAnalysis:
-        """One knee: read -> (segment | take the given labels) -> morphometry, T2, shape model -> provenance.
+        """``run(AnalysisRequest(image, **options))``: the keyword form (see :class:`~pipeline.request.AnalysisRequest`
+        for labels, label_scheme, t2, shape_model, model, mirroring, config, case_id and limits)."""
+        return self.run(AnalysisRequest(image, **options), progress=progress, on_volume=on_volume)
+
+    def run(
+        self, request: AnalysisRequest, *, progress: ProgressFn | None = None, on_volume: VolumeObserver | None = None
+    ) -> KneeAnalysis:
+        """One knee: read -> (segment | take the given labels) -> morphometry -> T2 -> shape model -> assembly.
 
         Args:
-            image: the MRI: NIfTI/NRRD/MHA file, DICOM folder or zip, multi-frame DICOM, or a Volume.
-            labels: an existing segmentation (file or Volume) in ``label_scheme``, or one read already by
-                ``pipeline.io.load_label_map``; without it the image is segmented.
-            label_scheme: 'auto' (native or canonical, decided from the bones' label values), 'native',
-                'canonical', a JSON file or a dict of structure -> value.
-            t2: T2 mapping: None = when the image is a qDESS DICOM series, True = requested (a QC warning says why
-                when it cannot run), False = skip.
-            shape_model: False = skip; True = the engine's shape model (loaded on first use; the reason is
-                recorded when its weights are missing); or explicit ShapeOptions.
-            mirroring: test-time mirroring for this case (None: the engine's inference options).
-            model: a segmentation model other than the engine's default (loaded on first use).
-            config: analysis parameters (default AnalysisConfig()).
-            case_id: output name; default the image (or label) file's stem.
-            progress: callback(fraction 0-1, message); segmentation reports per sliding-window tile.
+            request: what to analyse and how.
+            progress: callback(fraction 0-1, message); segmentation reports per sliding-window tile. It may raise
+                to stop the analysis (the app's Cancel).
             on_volume: callback(kind, volume) with the image as soon as it is read and the label map as soon as it
                 is on the image grid (the app shows them before the analysis ends).
-            limits: largest image and label map accepted, checked from the headers before decoding (default
-                ``ImageLimits.from_env()``; the app passes its --max-voxels/--max-axis settings).
         Raises:
             InvalidInputError: unreadable or unsuitable inputs, grids that do not match.
             EmptySegmentationError: a blank or non-knee image ("no knee structures found").
         """
-        config = config or AnalysisConfig()
+        request.check_inputs()
         report = progress or no_progress
         notify = on_volume or (lambda kind, volume: None)
         timer = StageTimer(report)
-        with timer.stage("load", 0.0, "Loading"):
-            image_volume = load_image(image, limits=limits) if isinstance(image, (str, Path)) else image
-            given = _load_labels(labels, label_scheme, limits) if labels is not None else None
-        if image_volume is None and given is None:
-            raise InvalidInputError("Give a knee MRI, a label map, or both.")
-        if image_volume is not None:
-            notify("image", image_volume)
+        with timer.stage("load", 0.0, "Reading the inputs"):
+            inputs = read_inputs(request.image, request.labels, request.label_scheme, request.limits)
+        image = inputs.image
+        if image is not None:
+            notify("image", image)
         with self._lock:
-            canonical, facts = self._labels_for(image_volume, given, model, mirroring, report, timer)
-            notify("labels", canonical)
-            result = self._measure(image_volume, canonical, facts, config, t2, shape_model, report, timer)
-        return dataclasses.replace(result, case_id=case_id or _default_case_id(labels, image))
+            if inputs.labels is not None:
+                source = LabelSource.from_given(inputs.labels, image)
+            else:
+                source = self._segmented(image, request, report, timer)
+            notify("labels", source.labels)
+            start = 0.05 if source.given else SEGMENTATION_SHARE
+            with timer.stage("morphometry", start, "Measuring"):
+                morph = measure_knee(
+                    source.labels,
+                    request.config,
+                    ignored_values=source.ignored_values,
+                    progress=scaled(report, start, start + (0.93 - start) * 0.85),
+                )
+            with timer.stage("t2", start + (0.93 - start) * 0.85, "T2 mapping"):
+                t2 = t2_stage(image, source.labels, morph, requested=request.t2)
+            with timer.stage("shape_model", 0.93, "Shape model fit"):
+                shape = shape_stage(
+                    morph.surfaces,
+                    morph.laterality.side,
+                    self._shape_request(request.shape_model),
+                    progress=scaled(report, 0.93, 0.99, "Shape model: "),
+                )
+            report(1.0, "Analysis complete")
+            return assemble_analysis(
+                request, image, source, morph, t2, shape, inference=self.inference, timings_s=timer.timings
+            )
 
-    # --- the stages, in order -------------------------------------------------------------------------------------
-    def _labels_for(self, image, given: LoadedLabels | None, model, mirroring, report, timer) -> tuple[Volume, dict]:
-        """The canonical label map on the image grid, and facts for warnings and provenance."""
-        if given is not None:
-            facts: dict = {"scheme": given.scheme, "ignored": given.ignored_values, "scheme_note": given.note}
-            labels = given.volume
-            if image is not None:
-                labels, facts["grid_note"] = align_to_grid(labels, image)
-            return labels, facts
+    def _segmented(self, image: Volume | None, request: AnalysisRequest, report, timer: StageTimer) -> LabelSource:
+        if image is None:  # check_inputs refused neither image nor labels; this keeps the types honest
+            raise KneePipelineError("Give a knee MRI to segment, or a label map.")
         with timer.stage("segmentation", 0.02, "Segmenting"):
             segmentation = self.segment(
                 image,
-                model=model,
+                model=request.model,
                 progress=scaled(report, 0.02, SEGMENTATION_SHARE, "Segmenting: "),
-                mirroring=mirroring,
+                mirroring=request.mirroring,
             )
-        return segmentation.labels, {
-            "scheme": L.CANONICAL_SCHEME,
-            "ignored": {},
-            "segmentation": segmentation.provenance,
-            "demo": segmentation.provenance["engine_model"] == DEMO_MODEL,
-        }
-
-    def _measure(self, image, labels, facts, config, t2, shape_model, report, timer) -> KneeAnalysis:
-        start = SEGMENTATION_SHARE if "segmentation" in facts else 0.05
-        with timer.stage("morphometry", start, "Measuring"):
-            morph = measure_knee(
-                labels,
-                config,
-                ignored_values=facts["ignored"],
-                progress=scaled(report, start, start + (0.93 - start) * 0.85),
-            )
-        surfaces = dict(morph.surfaces)
-        with timer.stage("t2", start + (0.93 - start) * 0.85, "T2 mapping"):
-            t2_result = t2_stage(image, labels, morph.regions, requested=t2)
-            if t2_result.computed:  # mean T2 across the cartilage along each bone normal, for colouring
-                for bone, tmap in morph.thickness_maps.items():
-                    t2_ms = mean_along_runs(surfaces[bone], tmap, t2_result.t2map)  # type: ignore[union-attr]
-                    surfaces[bone] = surfaces[bone].with_point_data(t2_ms=t2_ms)
-        with timer.stage("shape_model", 0.93, "Shape model fit"):
-            options = self._shape_request(shape_model)
-            shape = (
-                options
-                if isinstance(options, NotComputed)
-                else shape_stage(
-                    surfaces, morph.laterality.side, options, progress=scaled(report, 0.93, 0.99, "Shape model: ")
-                )
-            )
-            if shape.computed:
-                for surface in shape.patient_space_surfaces():  # type: ignore[union-attr]
-                    surfaces[surface.name] = surface
-        report(1.0, "Analysis complete")
-        warnings = [DEMO_WARNING] if facts.get("demo") else []
-        warnings += [facts["grid_note"]] if facts.get("grid_note") else []
-        side = morph.laterality.side
-        warnings += laterality_warnings(image, labels, side, labels_given="segmentation" not in facts)
-        warnings += [*morph.warnings, *(w for w in (t2_result.warning, shape.warning) if w)]
-        inputs = {
-            "labels": describe_input(labels, facts["scheme"]),
-            "image": None if image is None else describe_input(image),
-        }
-        extra = {"label_scheme": facts["scheme"].to_dict(), "inference": self.inference.to_dict()}
-        extra.update({key: facts[key] for key in ("segmentation", "grid_note", "scheme_note") if facts.get(key)})
-        provenance = build_provenance(
-            parameters=config.to_dict(), inputs=inputs, timings_s={**timer.timings, **morph.timings_s}, extra=extra
-        )
-        return KneeAnalysis(
-            case_id="knee",
-            inputs=inputs,
-            laterality=morph.laterality,
-            structures=morph.structures,
-            cartilage=morph.cartilage,
-            warnings=tuple(warnings),
-            labels=labels,
-            subregions=morph.subregions,
-            surfaces=surfaces,
-            config=config,
-            provenance=provenance,
-            image=image,
-            t2=t2_result,
-            shape_model=shape,
-        )
+        return LabelSource.from_segmentation(segmentation.labels, segmentation.provenance)
 
     def _shape_request(self, shape_model: bool | ShapeOptions) -> ShapeOptions | NotComputed:
         if isinstance(shape_model, ShapeOptions):
@@ -377,81 +293,18 @@ class Engine:
         return self.shape_options() if shape_model else NotComputed("Shape model not requested.")
 
 
-# --- helpers ---------------------------------------------------------------------------------------------------
-def _load_segmenter(model: str, model_dir: Path | None, inference: InferenceOptions, download: bool):
-    from .segmentation import Segmenter
-
-    # A model dir holds a copy of the published models; the demo model always comes from this repository.
-    resolved = resolve_model(model, model_dir=None if model == DEMO_MODEL else model_dir, download=download)
-    return Segmenter.from_model(resolved, options=inference)
-
-
-def _load_labels(
-    labels: ImageInput | LoadedLabels, scheme: SchemeInput, limits: ImageLimits | None = None
-) -> LoadedLabels:
-    if isinstance(labels, LoadedLabels):  # read already (the CLI reads its inputs before loading a model)
-        return labels
-    if isinstance(labels, Volume):
-        return to_canonical(labels, scheme, name=str(labels.meta.get("file_name") or "label map"))
-    return load_label_map(labels, scheme, limits=limits)
-
-
-def _default_case_id(labels: ImageInput | LoadedLabels | None, image: ImageInput | None) -> str:
-    for candidate in (image, labels):
-        if isinstance(candidate, (str, Path)):
-            return file_stem(Path(candidate))
-        if isinstance(candidate, Volume) and candidate.meta.get("name"):
-            return str(candidate.meta["name"])
-    return "knee"
-
-
-def describe_input(volume: Volume, scheme: LabelScheme | None = None) -> dict:
-    """An input's record for results and provenance: file facts (or an array checksum), geometry, scheme."""
-    keys = ("file_name", "file_size_bytes", "sha256", "source_format", "series", "dicom")
-    info = {key: volume.meta[key] for key in keys if key in volume.meta}
-    if "sha256" not in info:  # given in memory: the checksum of the voxels and their geometry stands in
-        info.update(file_name=None, file_size_bytes=None, sha256=array_sha256(volume), sha256_of="voxel array")
-    info.update(volume.geometry_dict())
-    if scheme is not None:
-        info["label_scheme"] = scheme.name
-    return info
-
-
-def array_sha256(volume: Volume) -> str:
-    digest = hashlib.sha256()
-    digest.update(str((volume.array.dtype.str, volume.array.shape, volume.geometry_dict())).encode())
-    digest.update(volume.array.tobytes(order="C"))
-    return digest.hexdigest()
-
-
 _LABELS_ENGINE: Engine | None = None
 
 
-def analyze_labels(
-    labels: ImageInput,
-    *,
-    scheme: SchemeInput = "auto",
-    image: ImageInput | None = None,
-    config: AnalysisConfig | None = None,
-    case_id: str | None = None,
-    progress: ProgressFn | None = None,
-    t2: bool | None = None,
-    shape_model: bool | ShapeOptions = False,
-) -> KneeAnalysis:
+def analyze_labels(labels: VolumeInput, *, scheme="auto", image: VolumeInput | None = None, **options) -> KneeAnalysis:
     """Analyse an existing knee segmentation (and its image, if given): the engine's path without a model.
 
-    The same code as ``Engine.analyze(image, labels=labels, ...)``; see there for the arguments.
+    ``run(AnalysisRequest(image, labels=labels, label_scheme=scheme, **options))`` on an engine with no model; see
+    :class:`~pipeline.request.AnalysisRequest` for the options (t2, shape_model, config, case_id, limits).
     """
     global _LABELS_ENGINE
     if _LABELS_ENGINE is None:
         _LABELS_ENGINE = Engine()
-    return _LABELS_ENGINE.analyze(
-        image,
-        labels=labels,
-        label_scheme=scheme,
-        config=config,
-        case_id=case_id,
-        progress=progress,
-        t2=t2,
-        shape_model=shape_model,
-    )
+    progress = options.pop("progress", None)
+    request = AnalysisRequest(image, labels=labels, label_scheme=scheme, **options)
+    return _LABELS_ENGINE.run(request, progress=progress)

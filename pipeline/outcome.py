@@ -22,5 +22,10 @@ class NotComputed:
 
     computed = False
 
+    @property
+    def surfaces(self) -> dict:
+        """Surfaces the stage adds to the analysis: none, as it did not run."""
+        return {}
+
     def to_dict(self) -> dict:
         return {"computed": False, "reason": self.reason, **self.details}

@@ -1,14 +1,15 @@
-"""Shared fixtures: synthetic knees (cached per session), environment kept offline."""
+"""Shared fixtures: synthetic knees (cached per session, from tests/fixtures/knees.py), environment kept offline."""
 
 from __future__ import annotations
 
 import atexit
-import functools
 import os
 import shutil
 import tempfile
 
 import pytest
+
+from tests.fixtures.knees import analysed, phantom
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -17,22 +18,6 @@ os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 if "KNEESCOPE_EXPORT_DIR" not in os.environ:
     os.environ["KNEESCOPE_EXPORT_DIR"] = tempfile.mkdtemp(prefix="kneescope-test-export-")
     atexit.register(shutil.rmtree, os.environ["KNEESCOPE_EXPORT_DIR"], ignore_errors=True)
-
-
-@functools.lru_cache(maxsize=16)
-def phantom(**kwargs):
-    """A synthetic knee (cached: several tests share the same few phantoms)."""
-    from pipeline.synthetic import make_phantom
-
-    return make_phantom(**kwargs)
-
-
-@functools.lru_cache(maxsize=16)
-def analysed(**kwargs):
-    """analyze_labels on a cached phantom."""
-    from pipeline.engine import analyze_labels
-
-    return analyze_labels(phantom(**kwargs).labels)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from ..config import BACKENDS, PRECISIONS
 from ..errors import KneePipelineError
@@ -95,18 +94,39 @@ def inference_options(args: argparse.Namespace):
     )
 
 
+def engine_spec(args: argparse.Namespace, *, fallback_to_demo: bool = True):
+    """The engine these arguments ask for (the demo model stands in for missing weights unless a model dir is
+    given or ``fallback_to_demo`` is off)."""
+    from ..engine_spec import EngineSpec
+
+    return EngineSpec(
+        args.model,
+        args.model_dir,
+        inference_options(args),
+        download=True,
+        fallback_to_demo=fallback_to_demo and args.model != "demo" and args.model_dir is None,
+    )
+
+
+def analysis_request(args: argparse.Namespace, **inputs):
+    """The per-case options of ``analyze`` (and ``batch``'s defaults) as a request; inputs given by keyword."""
+    from ..request import AnalysisRequest
+
+    return AnalysisRequest(
+        label_scheme=args.label_scheme,
+        t2=T2_CHOICES[args.t2],
+        shape_model=args.shape_model,
+        case_id=getattr(args, "case_id", None),
+        **inputs,
+    )
+
+
 def build_engine(args: argparse.Namespace, *, segment: bool):
-    """The engine for these arguments: with a segmentation model when the labels must be segmented."""
+    """The engine for these arguments, a model loaded only when the labels must be segmented; the demo-model
+    notice is printed here, once."""
     from ..engine import Engine
 
-    if not segment:
-        return Engine(inference=inference_options(args))
-    engine = Engine.load(
-        args.model,
-        model_dir=args.model_dir,
-        inference=inference_options(args),
-        fallback_to_demo=args.model != "demo" and args.model_dir is None,
-    )
+    engine = Engine.from_spec(engine_spec(args), segment=segment)
     if engine.notice:
         print(f"NOTICE: {engine.notice}", file=sys.stderr)
     elif engine.is_demo:
@@ -115,15 +135,15 @@ def build_engine(args: argparse.Namespace, *, segment: bool):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..io import file_stem, load_image, load_label_map
+    from ..io.inputs import read_inputs
 
     if args.image is None and args.labels is None:
         raise KneePipelineError("Give the MRI to segment (python -m pipeline analyze MRI --out OUT/), or --labels.")
+    request = analysis_request(args, image=args.image, labels=args.labels)
     # Inputs are read (once) before a model is loaded: a wrong, oversized or truncated file costs no model load.
-    labels = load_label_map(args.labels, args.label_scheme) if args.labels is not None else None
-    image = load_image(args.image) if args.image is not None else None
-    case_id = args.case_id or file_stem(Path(args.image or args.labels))
-    engine = build_engine(args, segment=args.labels is None)
+    inputs = read_inputs(request.image, request.labels, request.label_scheme, request.limits)
+    request = request.with_changes(image=inputs.image, labels=inputs.labels)
+    engine = build_engine(args, segment=request.needs_segmentation)
     if args.shape_model:
         from ..outcome import NotComputed
 
@@ -131,14 +151,7 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(shape, NotComputed):
             print(f"NOTICE: {shape.reason}", file=sys.stderr)
     # The bar starts after loading, so a notice above is not torn through by it.
-    result = engine.analyze(
-        image,
-        labels=labels,
-        t2=T2_CHOICES[args.t2],
-        shape_model=args.shape_model,
-        case_id=case_id,
-        progress=None if args.quiet else progress_bar(),
-    )
+    result = engine.run(request, progress=None if args.quiet else progress_bar())
     files = result.write(args.out, make_zip=not args.no_zip)
     print(summary(result, files))
     return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .analyze import T2_CHOICES, add_label_scheme, add_model_options, add_stage_options, inference_options
+from .analyze import add_label_scheme, add_model_options, add_stage_options, analysis_request, engine_spec
 
 EXIT_SOME_FAILED = 3
 MAX_LISTED = 20
@@ -48,12 +48,8 @@ def run(args: argparse.Namespace) -> int:
             workers=args.workers,
             gpus_per_worker=args.gpus_per_worker,
             retry_failed=args.retry_failed,
-            model=args.model,
-            model_dir=args.model_dir,
-            inference=inference_options(args),
-            label_scheme=args.label_scheme,
-            t2=T2_CHOICES[args.t2],
-            shape_model=args.shape_model,
+            request=analysis_request(args),
+            engine_spec=engine_spec(args, fallback_to_demo=False),
             make_zip=args.zip,
             progress=not args.quiet,
         )

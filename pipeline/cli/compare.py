@@ -39,6 +39,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..longitudinal import CompareOptions, compare
+    from ..request import AnalysisRequest
 
     options = CompareOptions(threshold_mm=args.threshold_mm, colour_range_mm=args.colour_range_mm)
 
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         args.baseline,
         args.followup,
         engine=engine,
-        label_scheme=args.label_scheme,
+        request=AnalysisRequest(label_scheme=args.label_scheme),
         options=options,
         progress=None if args.quiet else progress_bar(),
     )

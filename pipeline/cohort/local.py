@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+from ..engine_spec import EngineSpec
 from .manifest import CohortCase
 from .outcome import CaseOutcome
-from .runner import CaseOptions, EngineSpec, analyse_case
+from .runner import CaseOptions, analyse_case
 from .store import CohortStore
 
 
@@ -14,9 +15,11 @@ def run_local(
     cases: Sequence[CohortCase], *, spec: EngineSpec, store: CohortStore, options: CaseOptions
 ) -> Iterator[CaseOutcome]:
     """Yield each case's outcome as it completes. The model is loaded once, and only if a case needs segmenting."""
+    from ..engine import Engine  # the engine's stages are imported only when a case runs
+
     if not cases:
         return
-    engine = spec.build(segment=any(case.needs_segmentation for case in cases))
+    engine = Engine.from_spec(spec, segment=any(case.needs_segmentation for case in cases))
     for case in cases:
         yield analyse_case(engine, case, store, options)
 

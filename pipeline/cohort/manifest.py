@@ -17,6 +17,7 @@ from pathlib import Path
 from ..errors import KneePipelineError
 from ..io import VOLUME_SUFFIXES, file_stem
 from ..io.dicom import is_dicom_file
+from ..request import AnalysisRequest
 
 REQUIRED = "case_id"
 INPUT_COLUMNS = ("image", "labels")
@@ -54,6 +55,12 @@ class CohortCase:
     @property
     def needs_segmentation(self) -> bool:
         return self.labels is None
+
+    def request(self, options: AnalysisRequest) -> AnalysisRequest:
+        """The case's analysis: ``options`` (every case's) with this row's inputs, scheme and id."""
+        return options.with_changes(
+            image=self.image, labels=self.labels, label_scheme=self.label_scheme, case_id=self.case_id
+        )
 
     def inputs(self) -> dict[str, str]:
         """What the case was made from, as the manifest wrote it (a moved cohort folder keeps its records valid)."""

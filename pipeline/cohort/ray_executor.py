@@ -21,10 +21,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..engine import Engine
+from ..engine_spec import EngineSpec
 from ..errors import KneePipelineError
 from .manifest import CohortCase
 from .outcome import WORKER_LOST, CaseOutcome, failed
-from .runner import CaseOptions, EngineSpec, analyse_case
+from .runner import CaseOptions, analyse_case
 from .store import CohortStore
 
 logger = logging.getLogger(__name__)
@@ -57,7 +59,7 @@ class CaseWorker:
         self._options = options
         self._error = ""
         try:
-            self._engine = spec.build(segment=segment)
+            self._engine = Engine.from_spec(spec, segment=segment)
         except Exception as exc:
             self._error = " ".join(f"{type(exc).__name__}: {exc}".split())
 

@@ -21,13 +21,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import AnalysisConfig, InferenceOptions
+from ..engine_spec import EngineSpec
 from ..errors import KneePipelineError
+from ..request import AnalysisRequest
 from .local import LocalExecutor
 from .manifest import CohortCase, Manifest, read_manifest
 from .outcome import FAILED, INPUT, SKIPPED, CaseOutcome, failed
 from .report import write_report
-from .runner import CaseOptions, EngineSpec, precheck
+from .runner import CaseOptions, precheck
 from .store import CohortStore
 from .table import cohort_record, cohort_table, write_record, write_tables
 
@@ -44,13 +45,8 @@ def run_cohort(
     workers: int | None = None,
     gpus_per_worker: float | None = None,
     retry_failed: bool = False,
-    model: str = "fullres",
-    model_dir: str | Path | None = None,
-    inference: InferenceOptions | None = None,
-    label_scheme: str = "auto",
-    t2: bool | None = None,
-    shape_model: bool = False,
-    config: AnalysisConfig | None = None,
+    request: AnalysisRequest | None = None,
+    engine_spec: EngineSpec | None = None,
     make_zip: bool = False,
     progress: bool = True,
     notify: Callable[[str], None] | None = None,
@@ -66,9 +62,10 @@ def run_cohort(
         workers: actors per pool (default: one per GPU when segmenting on GPUs, else one per CPU).
         gpus_per_worker: GPU share of each segmenting actor (default 1 when the cluster has GPUs, else CPU workers).
         retry_failed: run again the cases an earlier run recorded as failed (by default their record stands).
-        model, model_dir, inference: the segmentation model for cases without labels (no fallback to the demo).
-        label_scheme: scheme for rows whose label_scheme cell is empty.
-        t2, shape_model, config: as for ``Engine.analyze``.
+        request: the analysis every case gets (T2, shape model, config...), as a request without inputs; its
+            label_scheme is the scheme of rows whose label_scheme cell is empty. Default: AnalysisRequest().
+        engine_spec: the segmentation model for cases without labels (default EngineSpec(): the published fullres
+            model; a cohort never falls back to the demo model).
         make_zip: also write each case's results zip.
         progress: show a progress bar (stderr).
         notify: where notices go (default: printed on stderr above the bar).
@@ -80,11 +77,12 @@ def run_cohort(
         raise KneePipelineError(f"Unknown engine '{engine}': use 'local' or 'ray'.")
     _check_sizes(workers, gpus_per_worker)
     store = CohortStore(out)
-    spec = EngineSpec(model, None if model_dir is None else str(model_dir), inference or InferenceOptions())
-    options = CaseOptions(t2=t2, shape_model=shape_model, config=config or AnalysisConfig(), make_zip=make_zip)
+    # No silent fallback to the demo model: a cohort table made by it would look like real results.
+    spec = (engine_spec or EngineSpec()).with_changes(fallback_to_demo=False)
+    options = CaseOptions(request or AnalysisRequest(), make_zip=make_zip)
     say = notify or _notice
     executor = _executor(engine, spec, store, options, ray_address, workers, gpus_per_worker, say)
-    cohort = read_manifest(manifest, label_scheme=label_scheme)
+    cohort = read_manifest(manifest, label_scheme=str(options.request.label_scheme))
     store.check_options(_fingerprint(cohort, spec, options))  # the first write to OUT
     outcomes, jobs = plan_cases(cohort, store, retry_failed=retry_failed)
     if any(case.needs_segmentation for case in jobs):
@@ -140,16 +138,15 @@ def plan_cases(
 
 
 def _fingerprint(cohort: Manifest, spec: EngineSpec, options: CaseOptions) -> dict:
-    """The options that change the numbers (the device and the number of workers do not)."""
+    """The options that change the numbers: the request's (serialised) and, when a case is segmented, the model's
+    (the device and the number of workers do not change them)."""
     segments = any(case.needs_segmentation for case in cohort.cases)
     inference = {k: v for k, v in spec.inference.to_dict().items() if k != "device"}
     return {
         "model": spec.model if segments else None,
         "model_dir": spec.model_dir if segments else None,
         "inference": inference if segments else None,
-        "t2": options.t2,
-        "shape_model": options.shape_model,
-        "config": options.config.to_dict(),
+        **options.request.options_dict(),
     }
 
 

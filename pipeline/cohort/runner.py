@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import AnalysisConfig, InferenceOptions
 from ..errors import InvalidInputError, KneePipelineError
 from ..io import LABEL_SUFFIXES, image_kind
 from ..labels import resolve_scheme
+from ..request import AnalysisRequest
 from .manifest import CohortCase
 from .outcome import ANALYSIS, CRASH, INPUT, OK, CaseOutcome, failed
 from .store import CohortStore
@@ -29,34 +29,16 @@ if TYPE_CHECKING:
     from ..engine import Engine
 
 #: Test hook: a marker path; the first worker to finish writing a case (and find no marker) creates it and kills
-#: its own process before committing, as a lost machine would. Used by tests/test_cohort.py only.
+#: its own process before committing, as a lost machine would. Used by tests/pipeline/cohort/test_batch.py only.
 KILL_ONCE_ENV = "KNEESCOPE_COHORT_TEST_KILL_ONCE"
 
 
 @dataclass(frozen=True)
-class EngineSpec:
-    """How a worker builds its engine: the model is loaded once per worker, and only if it segments."""
-
-    model: str = "fullres"
-    model_dir: str | None = None
-    inference: InferenceOptions = field(default_factory=InferenceOptions)
-
-    def build(self, *, segment: bool) -> Engine:
-        from ..engine import Engine
-
-        if not segment:
-            return Engine(inference=self.inference)
-        # No silent fallback to the demo model: a cohort table made by it would look like real results.
-        return Engine.load(self.model, model_dir=self.model_dir, inference=self.inference, fallback_to_demo=False)
-
-
-@dataclass(frozen=True)
 class CaseOptions:
-    """The analysis options of every case of a run (recorded in OUT/cohort_options.json)."""
+    """What every case of a run is asked for: the analysis options as a request without inputs (each case adds its
+    image, labels, scheme and id), and whether to write each case's results zip."""
 
-    t2: bool | None = None
-    shape_model: bool = False
-    config: AnalysisConfig = field(default_factory=AnalysisConfig)
+    request: AnalysisRequest = field(default_factory=AnalysisRequest)
     make_zip: bool = False
 
 
@@ -79,15 +61,7 @@ def analyse_case(engine: Engine, case: CohortCase, store: CohortStore, options: 
     attempt, details = None, None
     try:
         attempt, interrupted = store.start_attempt(case.case_id)
-        result = engine.analyze(
-            case.image,
-            labels=case.labels,
-            label_scheme=case.label_scheme,
-            t2=options.t2,
-            shape_model=options.shape_model,
-            config=options.config,
-            case_id=case.case_id,
-        )
+        result = engine.run(case.request(options.request))
         result.write(attempt, make_zip=options.make_zip)
         _test_kill_once()
         outcome = _succeeded(case, result, time.perf_counter() - start, interrupted)

@@ -4,6 +4,7 @@ values, volume change, the registrations, and ``KneeChange`` that holds them (sc
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,8 +190,6 @@ class KneeChange:
 
     def csv_row(self) -> dict[str, object]:
         """One flat row (fixed column order, empty cells for missing values) for cohort tables."""
-        from .outputs import change_csv_row
-
         return change_csv_row(self)
 
     def write(self, out_dir: str | Path, *, analyses: bool = True, make_zip: bool = True) -> dict[str, Path]:
@@ -203,3 +202,49 @@ class KneeChange:
 
 def _round(value: float | None, digits: int) -> float | None:
     return None if value is None or not np.isfinite(value) else round(float(value), digits)
+
+
+CHANGE_STATS = ("mean", "median", "std", "p05", "p95")
+REGION_COLUMNS = (
+    "percent_change",
+    "baseline_mean_mm",
+    "followup_mean_mm",
+    "thinned_area_mm2",
+    "thickened_area_mm2",
+    "denuded_area_mm2",
+)
+
+
+def change_csv_row(change: KneeChange) -> dict[str, object]:
+    """One flat row with a fixed column order (empty cells for missing values)."""
+    row: dict[str, object] = {
+        "baseline_case_id": change.baseline.case_id,
+        "followup_case_id": change.followup.case_id,
+        "laterality": change.baseline.laterality.side,
+    }
+    for bone in L.BONES:
+        reg = change.registrations.get(bone)
+        row[f"{bone}_rotation_deg"] = _cell(None if reg is None else reg.transform.angle_deg)
+        row[f"{bone}_centre_shift_mm"] = _cell(None if reg is None else math.hypot(*reg.centre_shift_mm))
+        row[f"{bone}_residual_rms_mm"] = _cell(None if reg is None else reg.residual_rms_mm)
+    for region, result in change.regions.items():
+        stats = result.thickness_change_mm
+        for stat in CHANGE_STATS:
+            row[f"{region}_change_{stat}_mm"] = _cell(None if stats is None else getattr(stats, stat))
+        row[f"{region}_change_n_vertices"] = 0 if stats is None else stats.n_vertices
+        for column in REGION_COLUMNS:
+            row[f"{region}_{column}"] = _cell(getattr(result, column))
+    ordered = change.ordered_values()
+    for rank in range(1, len(ORDERED_REGIONS) + 1):  # a fixed number of columns, empty past the regions compared
+        region, value = ordered[rank - 1] if rank <= len(ordered) else ("", None)
+        row[f"ordered_value_{rank}_mm"], row[f"ordered_value_{rank}_region"] = _cell(value), region
+    for name, volume in change.volumes.items():
+        row[f"{name}_volume_change_mm3"] = _cell(volume.change_mm3)
+        row[f"{name}_volume_percent_change"] = _cell(volume.percent_change)
+    row["n_qc_warnings"] = len(change.warnings)
+    return row
+
+
+def _cell(value: float | None) -> object:
+    """A CSV cell: the value rounded to 4 decimals, empty when missing or not finite."""
+    return "" if value is None or not math.isfinite(value) else round(float(value), 4)

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import labels as L
-from ..config import AnalysisConfig
 from ..errors import InvalidInputError
 from ..morphometry.mesh import Surface
 from ..progress import ProgressFn, StageTimer, no_progress, scaled
 from ..report.provenance import build_provenance
+from ..request import AnalysisRequest
 from .change import KneeChange, RegionChange, VolumeChange
 from .registration import BoneRegistration, RegistrationOptions, register_bone
 from .transfer import RAY_SMOOTHING_MM, TransferredThickness, transfer_thickness
@@ -72,8 +72,7 @@ def compare(
     followup: VisitInput,
     *,
     engine: Engine | Callable[[bool], Engine] | None = None,
-    label_scheme: str = "auto",
-    config: AnalysisConfig | None = None,
+    request: AnalysisRequest | None = None,
     options: CompareOptions | None = None,
     progress: ProgressFn | None = None,
 ) -> KneeChange:
@@ -84,8 +83,8 @@ def compare(
             (file, DICOM folder or zip; segmented first), or a label-map Volume.
         engine: the engine that analyses label maps and MRIs, or engine(segment) -> Engine, made on first need
             (default: ``Engine()`` for label maps, the best model available here without downloading for MRIs).
-        label_scheme: the scheme of label maps given as files.
-        config: analysis parameters for visits analysed here.
+        request: how a visit given as a label map or an MRI is analysed here (its label scheme and config; no T2),
+            as a request without inputs. Default: AnalysisRequest().
         options: threshold, colour range, registration (CompareOptions()).
         progress: callback(fraction 0-1, message).
     Raises:
@@ -100,7 +99,7 @@ def compare(
     for role, item, start in (("baseline", baseline, 0.0), ("follow-up", followup, 0.35)):
         with timer.stage(role, start, f"Reading the {role}"):
             read = scaled(report, start, start + 0.35, f"{role.capitalize()}: ")
-            visits.append(load_visit(item, engine=engines.get, label_scheme=label_scheme, config=config, progress=read))
+            visits.append(load_visit(item, engine=engines.get, request=request, progress=read))
     base, fu = visits
     warnings = [f"{role}: {w}" for role, v in (("Baseline", base), ("Follow-up", fu)) for w in v.warnings]
     warnings += check_same_side(base, fu)
@@ -145,14 +144,15 @@ class _Engines:
 
     def get(self, segment: bool) -> Engine:
         from ..engine import Engine
+        from ..engine_spec import AUTO_MODEL, EngineSpec
 
         if isinstance(self._given, Engine):
             return self._given
         if segment not in self._made:
             if self._given is not None:
                 self._made[segment] = self._given(segment)
-            else:
-                self._made[segment] = Engine.for_app() if segment else Engine()
+            else:  # the best model available here without downloading, built by the one factory
+                self._made[segment] = Engine.from_spec(EngineSpec(AUTO_MODEL, download=False), segment=segment)
         return self._made[segment]
 
 

@@ -3,30 +3,39 @@ bar, the analyses made for it, and one zip. Mesh files go through ``report.meshe
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from .. import labels as L
 from ..report.meshes import diverging_colours, write_colorbar_png, write_glb, write_vtk
 from ..report.outputs import write_csv, write_json, zip_files
-from .change import ORDERED_REGIONS
 
 if TYPE_CHECKING:
-    from .change import KneeChange
-
-CHANGE_STATS = ("mean", "median", "std", "p05", "p95")
-REGION_COLUMNS = (
-    "percent_change",
-    "baseline_mean_mm",
-    "followup_mean_mm",
-    "thinned_area_mm2",
-    "thickened_area_mm2",
-    "denuded_area_mm2",
-)
+    from ..morphometry.mesh import Surface
+    from .visits import Visit
 
 
-def write_change(change: KneeChange, out_dir: Path, *, analyses: bool = True, make_zip: bool = True) -> dict[str, Path]:
+class ChangeToWrite(Protocol):
+    """What the writer reads of a comparison (``KneeChange`` satisfies it): the writer depends on this, not on the
+    change class, so ``KneeChange.write()`` can call it without an import cycle."""
+
+    @property
+    def baseline(self) -> Visit: ...
+    @property
+    def followup(self) -> Visit: ...
+    @property
+    def surfaces(self) -> dict[str, Surface]: ...
+    @property
+    def colour_range_mm(self) -> float: ...
+    @property
+    def provenance(self) -> dict: ...
+
+    def to_dict(self) -> dict: ...
+    def csv_row(self) -> dict[str, object]: ...
+
+
+def write_change(
+    change: ChangeToWrite, out_dir: Path, *, analyses: bool = True, make_zip: bool = True
+) -> dict[str, Path]:
     """Every file of ``change`` under ``out_dir``; returns name -> path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
@@ -53,43 +62,8 @@ def write_change(change: KneeChange, out_dir: Path, *, analyses: bool = True, ma
     data = change.to_dict()
     data["files"] = sorted([*files, "change.json", "change.csv", "provenance.json"])
     files["change.json"] = write_json(out_dir / "change.json", data)
-    files["change.csv"] = write_csv(out_dir / "change.csv", change_csv_row(change))
+    files["change.csv"] = write_csv(out_dir / "change.csv", change.csv_row())
     files["provenance.json"] = write_json(out_dir / "provenance.json", change.provenance)
     if make_zip:
         files["zip"] = zip_files(out_dir, files, out_dir / "change_results.zip")
     return files
-
-
-def change_csv_row(change: KneeChange) -> dict[str, object]:
-    """One flat row with a fixed column order (empty cells for missing values)."""
-    row: dict[str, object] = {
-        "baseline_case_id": change.baseline.case_id,
-        "followup_case_id": change.followup.case_id,
-        "laterality": change.baseline.laterality.side,
-    }
-    for bone in L.BONES:
-        reg = change.registrations.get(bone)
-        row[f"{bone}_rotation_deg"] = _cell(None if reg is None else reg.transform.angle_deg)
-        row[f"{bone}_centre_shift_mm"] = _cell(None if reg is None else math.hypot(*reg.centre_shift_mm))
-        row[f"{bone}_residual_rms_mm"] = _cell(None if reg is None else reg.residual_rms_mm)
-    for region, result in change.regions.items():
-        stats = result.thickness_change_mm
-        for stat in CHANGE_STATS:
-            row[f"{region}_change_{stat}_mm"] = _cell(None if stats is None else getattr(stats, stat))
-        row[f"{region}_change_n_vertices"] = 0 if stats is None else stats.n_vertices
-        for column in REGION_COLUMNS:
-            row[f"{region}_{column}"] = _cell(getattr(result, column))
-    ordered = change.ordered_values()
-    for rank in range(1, len(ORDERED_REGIONS) + 1):  # a fixed number of columns, empty past the regions compared
-        region, value = ordered[rank - 1] if rank <= len(ordered) else ("", None)
-        row[f"ordered_value_{rank}_mm"], row[f"ordered_value_{rank}_region"] = _cell(value), region
-    for name, volume in change.volumes.items():
-        row[f"{name}_volume_change_mm3"] = _cell(volume.change_mm3)
-        row[f"{name}_volume_percent_change"] = _cell(volume.percent_change)
-    row["n_qc_warnings"] = len(change.warnings)
-    return row
-
-
-def _cell(value: float | None) -> object:
-    """A CSV cell: the value rounded to 4 decimals, empty when missing or not finite."""
-    return "" if value is None or not math.isfinite(value) else round(float(value), 4)

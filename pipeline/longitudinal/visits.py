@@ -24,6 +24,7 @@ from ..config import AnalysisConfig
 from ..errors import InvalidInputError
 from ..morphometry.anatomy import Laterality
 from ..morphometry.mesh import Surface
+from ..request import AnalysisRequest
 from ..volume import Volume
 
 if TYPE_CHECKING:
@@ -184,8 +185,7 @@ def load_visit(
     item: VisitInput,
     *,
     engine: Callable[[bool], Engine],
-    label_scheme: str = "auto",
-    config: AnalysisConfig | None = None,
+    request: AnalysisRequest | None = None,
     progress=None,
 ) -> Visit:
     """Read (or analyse) one visit.
@@ -194,15 +194,14 @@ def load_visit(
         item: a KneeAnalysis, an analysis folder or results zip, a label map or MRI file (or DICOM folder/zip),
             or a Volume.
         engine: engine(segment) -> the Engine to analyse with (segment: an MRI must be segmented).
-        label_scheme: scheme of a label map given as a file or Volume.
-        config: analysis parameters for a visit analysed here.
+        request: how a label map or MRI is analysed here (label scheme, config), as a request without inputs.
     """
     from ..report.results import KneeAnalysis
 
     if isinstance(item, KneeAnalysis):
         return visit_from_analysis(item)
     if isinstance(item, Volume):
-        return _analysed(item, None, engine, label_scheme, config, progress)
+        return _analysed(item, None, engine, request, progress)
     path = Path(item)
     if path.is_dir() and (path / "results.json").is_file():
         return read_analysis_folder(path)
@@ -212,7 +211,7 @@ def load_visit(
         with unpacked(path) as folder:
             root = next((p.parent for p in sorted(folder.rglob("results.json"))), folder)
             return read_analysis_folder(root, source="results zip", name=path.name)
-    return _analysed(path, path, engine, label_scheme, config, progress)
+    return _analysed(path, path, engine, request, progress)
 
 
 def _is_results_zip(path: Path) -> bool:
@@ -223,19 +222,18 @@ def _is_results_zip(path: Path) -> bool:
         return False
 
 
-def _analysed(item, path: Path | None, engine, label_scheme, config, progress) -> Visit:
-    """Analyse a label map or an MRI through the engine."""
+def _analysed(item, path: Path | None, engine, request: AnalysisRequest | None, progress) -> Visit:
+    """Analyse a label map or an MRI through the engine (no T2: a comparison measures thickness)."""
     from ..io import load_image
 
     volume = load_image(path) if path is not None else item
     case_id = _case_id(path) if path is not None else str(volume.meta.get("name") or "knee")
     name = path.name if path is not None else None
+    options = (request or AnalysisRequest()).with_changes(t2=False, case_id=case_id)
     if is_label_map(volume):
-        analysis = engine(False).analyze(
-            labels=volume, label_scheme=label_scheme, config=config, case_id=case_id, t2=False, progress=progress
-        )
+        analysis = engine(False).run(options.with_changes(labels=volume), progress=progress)
         return visit_from_analysis(analysis, source="label map", name=name)
-    analysis = engine(True).analyze(volume, config=config, case_id=case_id, t2=False, progress=progress)
+    analysis = engine(True).run(options.with_changes(image=volume), progress=progress)
     return visit_from_analysis(analysis, source="MRI", name=name)
 
 

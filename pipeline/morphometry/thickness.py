@@ -10,8 +10,8 @@ acos(``min_exit_cos``) away from the ray), the ray only clips an edge and the ve
 
 This is the predecessor's two-hit ray cast against cartilage meshes, done on the mask instead of a mesh, with
 sub-step precision and no per-vertex loop. The light smoothing and the edge rule are what keep the mean within
-0.03 mm of the truth on the synthetic shells and slabs (tests/test_thickness.py); heavier smoothing thins
-1.5 mm cartilage by ~0.03 mm and counting edge clips biases 3 mm slabs by up to -0.1 mm.
+0.03 mm of the truth on the synthetic shells and slabs (tests/pipeline/morphometry/test_thickness.py); heavier
+smoothing thins 1.5 mm cartilage by ~0.03 mm and counting edge clips biases 3 mm slabs by up to -0.1 mm.
 Each vertex also gets the region of the cartilage at its run's midpoint.
 """
 

@@ -20,7 +20,6 @@ The SEG carries the source's patient and study identifiers, as it must to be fil
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,9 +27,10 @@ import numpy as np
 
 from .. import __version__
 from .. import labels as L
+from .dicom_seg_plan import DicomSegUnavailable, SegPlan, plan_segmentation
 
 if TYPE_CHECKING:
-    from .results import KneeAnalysis
+    from .analysis_view import AnalysisView
 
 SNOMED = "SCT"
 SEG_SERIES_NUMBER = 901
@@ -54,61 +54,7 @@ SEGMENT_CODES: dict[str, tuple[tuple, tuple, tuple | None, tuple | None]] = {
 }
 
 
-class DicomSegUnavailable(Exception):
-    """No SEG can be made for this result; the message says why (recorded in results.json)."""
-
-
-@dataclass(frozen=True)
-class SegPlan:
-    """What the SEG will hold: segment number -> structure, and the source headers it references."""
-
-    structures: tuple[str, ...]
-    source_headers: tuple[Any, ...]
-
-
-def seg_file_name(case_id: str) -> str:
-    return f"{case_id}_seg.dcm"
-
-
-def plan_segmentation(result: KneeAnalysis) -> SegPlan:
-    """Which structures and source headers; raises DicomSegUnavailable (with the reason) for non-DICOM inputs."""
-    image = result.image
-    if image is None:
-        raise DicomSegUnavailable(
-            "No image was analysed (label map only): a DICOM Segmentation must reference the DICOM series it "
-            "segments. Give the DICOM series with the label map to get one."
-        )
-    source = image.source
-    if source is None:
-        kind = image.meta.get("source_format") or "a non-DICOM file"
-        raise DicomSegUnavailable(
-            f"The image was read from {kind} ({image.meta.get('file_name') or 'in memory'}), not from a classic "
-            "DICOM series whose headers were kept: a DICOM Segmentation references the source DICOM instances. "
-            "Upload the DICOM series (folder or zip) to get one."
-        )
-    headers = tuple(source.echoes[0].headers)
-    if len(headers) != image.array.shape[0]:
-        raise DicomSegUnavailable("The DICOM series does not have one file per slice; no DICOM-SEG was written.")
-    present = tuple(name for name in L.STRUCTURES if result.structures[name].present)
-    return SegPlan(present, headers)
-
-
-def seg_section(result: KneeAnalysis) -> dict:
-    """The ``dicom_seg`` section of results.json: what will be written, or why nothing is."""
-    try:
-        plan = plan_segmentation(result)
-    except DicomSegUnavailable as exc:
-        return {"computed": False, "reason": str(exc)}
-    return {
-        "computed": True,
-        "file": seg_file_name(result.case_id),
-        "segments": {str(i): name for i, name in enumerate(plan.structures, start=1)},
-        "segmentation_type": "BINARY",
-        "references": "every frame references its source SOP instance (echo 1) of the analysed series",
-    }
-
-
-def build_segmentation(result: KneeAnalysis):
+def build_segmentation(result: AnalysisView):
     """The highdicom Segmentation of ``result.labels`` on its source series (see the module docstring)."""
     import highdicom as hd
 
@@ -136,7 +82,7 @@ def build_segmentation(result: KneeAnalysis):
         return _segmentation(hd, plan, volume, result)
 
 
-def _segmentation(hd, plan: SegPlan, volume, result: KneeAnalysis):
+def _segmentation(hd, plan: SegPlan, volume, result: AnalysisView):
     return hd.seg.Segmentation(
         source_images=[_without_pixels(ds) for ds in plan.source_headers],
         pixel_array=volume,
@@ -156,7 +102,7 @@ def _segmentation(hd, plan: SegPlan, volume, result: KneeAnalysis):
     )
 
 
-def write_dicom_seg(result: KneeAnalysis, path: Path) -> Path:
+def write_dicom_seg(result: AnalysisView, path: Path) -> Path:
     """Build and save the SEG; raises DicomSegUnavailable when the input was not a DICOM series."""
     build_segmentation(result).save_as(path)
     return path
@@ -216,7 +162,7 @@ def _source_geometry(headers: tuple[Any, ...]):
     )
 
 
-def _algorithm(result: KneeAnalysis):
+def _algorithm(result: AnalysisView):
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
@@ -234,7 +180,7 @@ def _algorithm(result: KneeAnalysis):
     )
 
 
-def _descriptions(structures: tuple[str, ...], result: KneeAnalysis) -> list:
+def _descriptions(structures: tuple[str, ...], result: AnalysisView) -> list:
     import highdicom as hd
     from pydicom.sr.coding import Code
 

@@ -1,4 +1,4 @@
-"""Write a KneeAnalysis to a folder: label maps, meshes, GLB, results JSON/CSV, provenance, the DICOM-SEG (DICOM
+"""Write an analysis to a folder: label maps, meshes, GLB, results JSON/CSV, provenance, the DICOM-SEG (DICOM
 inputs), the PDF case report with its PNG preview, and one zip."""
 
 from __future__ import annotations
@@ -11,19 +11,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import labels as L
-from .dicom_seg import seg_file_name, write_dicom_seg
+from .dicom_seg import write_dicom_seg
+from .dicom_seg_plan import seg_file_name
 from .meshes import knee_glb_layers, write_glb, write_vtk
 from .pdf import report_file_names, write_case_report
 from .table import row_of
 
 if TYPE_CHECKING:
-    from .results import KneeAnalysis
+    from .analysis_view import AnalysisView
 from ..io import write_volume
 
 logger = logging.getLogger(__name__)
 
 
-def write_outputs(result: KneeAnalysis, out_dir: Path, *, make_zip: bool = True) -> dict[str, Path]:
+def write_outputs(result: AnalysisView, out_dir: Path, *, make_zip: bool = True) -> dict[str, Path]:
     """Write all files of ``result`` (a KneeAnalysis) under ``out_dir``; returns name -> path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
@@ -57,7 +58,7 @@ def write_outputs(result: KneeAnalysis, out_dir: Path, *, make_zip: bool = True)
     return files
 
 
-def _dicom_seg(result: KneeAnalysis, out_dir: Path, results: dict) -> dict[str, Path]:
+def _dicom_seg(result: AnalysisView, out_dir: Path, results: dict) -> dict[str, Path]:
     """Write the SEG; a failure is recorded in results["dicom_seg"] instead of losing the other outputs."""
     name = seg_file_name(result.case_id)
     try:

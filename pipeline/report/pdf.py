@@ -26,7 +26,7 @@ from .thickness_maps import FlatMap, femoral_map, tibial_map
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from .results import KneeAnalysis
+    from .analysis_view import AnalysisView
 
 A4_INCHES = (8.27, 11.69)
 PREVIEW_DPI = 80
@@ -42,7 +42,7 @@ def report_file_names(case_id: str) -> tuple[str, str]:
     return f"{case_id}_report.pdf", f"{case_id}_report.png"
 
 
-def write_case_report(result: KneeAnalysis, results: dict, pdf_path: Path, png_path: Path | None = None) -> Path:
+def write_case_report(result: AnalysisView, results: dict, pdf_path: Path, png_path: Path | None = None) -> Path:
     """Write the PDF (and the PNG preview of its first page) of ``result``.
 
     Args:
@@ -64,7 +64,7 @@ def write_case_report(result: KneeAnalysis, results: dict, pdf_path: Path, png_p
     return pdf_path
 
 
-def _source_headers(result: KneeAnalysis) -> list:
+def _source_headers(result: AnalysisView) -> list:
     source = None if result.image is None else result.image.source
     return [] if source is None else list(source.echoes[0].headers[:1])
 
@@ -80,7 +80,7 @@ def _page(title: str, results: dict, redact: C.Redactor, number: int) -> Figure:
     return fig
 
 
-def _summary_page(result: KneeAnalysis, results: dict, redact: C.Redactor) -> Figure:
+def _summary_page(result: AnalysisView, results: dict, redact: C.Redactor) -> Figure:
     fig = _page("KneeScope case report", results, redact, 1)
     y = _text_block(fig, 0.06, 0.93, [C.RESEARCH_STATEMENT], redact, width=115, colour="firebrick")
     lines = [*C.input_lines(results, result.provenance), *C.summary_lines(results)]
@@ -104,7 +104,7 @@ def _text_block(
     return y
 
 
-def _slices(fig, result: KneeAnalysis) -> None:
+def _slices(fig, result: AnalysisView) -> None:
     """Axial (patellofemoral), coronal and sagittal (medial compartment) slices with the label overlay."""
     labels, spacing = to_lps_array(result.labels)
     image = None if result.image is None else window(to_lps_array(result.image)[0])
@@ -158,7 +158,7 @@ def _table(fig, results: dict, *, top: float) -> None:
             cell.set_facecolor("0.9")
 
 
-def _maps_page(result: KneeAnalysis, results: dict, redact: C.Redactor) -> Figure:
+def _maps_page(result: AnalysisView, results: dict, redact: C.Redactor) -> Figure:
     fig = _page("Cartilage thickness maps", results, redact, 2)
     vmax = result.config.thickness_colour_max_mm
     side = results["laterality"]["side"]
@@ -190,7 +190,7 @@ def _maps_page(result: KneeAnalysis, results: dict, redact: C.Redactor) -> Figur
     return fig
 
 
-def _map_or_none(result: KneeAnalysis, bone: str, medial_sign: float) -> FlatMap | None:
+def _map_or_none(result: AnalysisView, bone: str, medial_sign: float) -> FlatMap | None:
     surface = result.surfaces.get(bone)
     if surface is None:
         return None
@@ -198,7 +198,7 @@ def _map_or_none(result: KneeAnalysis, bone: str, medial_sign: float) -> FlatMap
     return make(surface, medial_sign=medial_sign)
 
 
-def _snapshot(fig, result: KneeAnalysis, vmax: float) -> None:
+def _snapshot(fig, result: AnalysisView, vmax: float) -> None:
     """3-D view of femur, tibia and patella from the front, coloured by thickness (rasterised)."""
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import re
 import sys
@@ -10,6 +11,8 @@ from importlib import metadata
 from pathlib import Path
 
 from .. import __version__
+from ..labels import LabelScheme
+from ..volume import Volume
 
 PACKAGES = (
     "numpy",
@@ -54,6 +57,26 @@ def build_provenance(*, parameters: dict, inputs: dict, timings_s: dict, extra: 
             **(extra or {}),
         }
     )
+
+
+def describe_input(volume: Volume, scheme: LabelScheme | None = None) -> dict:
+    """An input's record for results and provenance: file facts (or an array checksum), geometry, scheme."""
+    keys = ("file_name", "file_size_bytes", "sha256", "source_format", "series", "dicom")
+    info = {key: volume.meta[key] for key in keys if key in volume.meta}
+    if "sha256" not in info:  # given in memory: the checksum of the voxels and their geometry stands in
+        info.update(file_name=None, file_size_bytes=None, sha256=array_sha256(volume), sha256_of="voxel array")
+    info.update(volume.geometry_dict())
+    if scheme is not None:
+        info["label_scheme"] = scheme.name
+    return info
+
+
+def array_sha256(volume: Volume) -> str:
+    """sha256 of a volume's voxels (C order) and geometry: what identifies an input given in memory."""
+    digest = hashlib.sha256()
+    digest.update(str((volume.array.dtype.str, volume.array.shape, volume.geometry_dict())).encode())
+    digest.update(volume.array.tobytes(order="C"))
+    return digest.hexdigest()
 
 
 def portable(data):

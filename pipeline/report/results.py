@@ -13,7 +13,8 @@ from ..morphometry.qc import StructureStats
 from ..morphometry.summary import RegionResult, ThicknessStats
 from ..outcome import NotComputed
 from ..volume import Volume
-from .dicom_seg import seg_section
+from .dicom_seg_plan import seg_section
+from .table import row_of
 
 if TYPE_CHECKING:
     from ..shape.stage import ShapeModelResult
@@ -86,9 +87,7 @@ class KneeAnalysis:
 
     def csv_row(self) -> dict[str, object]:
         """One flat row with a fixed column order (empty cells for missing values); see ``report.table``."""
-        from .table import csv_row
-
-        return csv_row(self)
+        return row_of(self.to_dict())
 
     def write(self, out_dir: str | Path, *, make_zip: bool = True) -> dict[str, Path]:
         """Write every output file into ``out_dir`` (see docs/results-schema.md); returns name -> path."""

@@ -1,6 +1,6 @@
 """The flat, one-row form of a result (results.csv; one row per case in cohort tables).
 
-``COLUMN_GROUPS`` is the one definition of the CSV: ``csv_row`` writes it and ``columns_markdown`` documents it (the
+``COLUMN_GROUPS`` is the one definition of the CSV: ``row_of`` writes it and ``columns_markdown`` documents it (the
 column table in docs/results-schema.md is generated from it: ``python -m pipeline.report.table --write-docs``).
 Every cell is read from the result's results.json form, so the CSV has the JSON's numbers with the JSON's rounding.
 """
@@ -11,12 +11,8 @@ import argparse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .. import labels as L
-
-if TYPE_CHECKING:
-    from .results import KneeAnalysis
 
 #: Separator of the QC warnings in the ``qc_warnings`` cell (the warnings themselves use ";" and ",").
 WARNING_SEPARATOR = " | "
@@ -187,13 +183,8 @@ def csv_header() -> list[str]:
     return [name for name, _, _ in expanded_columns()]
 
 
-def csv_row(result: KneeAnalysis) -> dict[str, object]:
-    """One flat row with a fixed column order, read from ``result.to_dict()`` (empty cells for missing values)."""
-    return row_of(result.to_dict())
-
-
 def row_of(data: dict) -> dict[str, object]:
-    """The CSV row of a results.json dict (what ``csv_row`` returns, without building the dict again)."""
+    """The CSV row of a results.json dict: every column of ``COLUMN_GROUPS``, in order, empty where missing."""
     return {name: cell(data, path, column) for name, path, column in expanded_columns()}
 
 

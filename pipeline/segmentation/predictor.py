@@ -29,7 +29,8 @@ def predictor_class():
     Relies on internal methods of nnunetv2 2.8.1: ``predict_sliding_window_return_logits`` gets the preprocessed
     image, ``_internal_get_sliding_window_slicers`` is called once per image and returns the tiles, and
     ``_internal_maybe_mirror_and_predict`` runs once per tile, in that order, calling ``self.network``. Pinned in
-    requirements.txt; tests/test_segment.py and tests/test_backends.py check the tiles and the backends.
+    requirements.txt; tests/pipeline/segmentation/test_segmenter.py and test_backends.py check the tiles and the
+    backends.
     """
     import torch
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor

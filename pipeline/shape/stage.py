@@ -76,6 +76,11 @@ class ShapeModelResult:
             "weights_revision": self.weights_revision,
         }
 
+    @property
+    def surfaces(self) -> dict[str, Surface]:
+        """The reconstructions in the patient's frame, by name: what the shape stage adds to the analysis's surfaces."""
+        return {surface.name: surface for surface in self.patient_space_surfaces()}
+
     def patient_space_surfaces(self) -> list[Surface]:
         """The reconstructions in the patient's own frame (a left knee's mirroring undone), for display."""
         out = []
@@ -264,13 +269,19 @@ class ShapeOptions:
 
 
 def shape_stage(
-    surfaces: dict[str, Surface], side: str, options: ShapeOptions | None, progress: ProgressFn | None = None
+    surfaces: dict[str, Surface],
+    side: str,
+    options: ShapeOptions | NotComputed | None,
+    progress: ProgressFn | None = None,
 ) -> ShapeModelResult | NotComputed:
-    """Fit the shape model when requested (``options`` not None); otherwise, or when it cannot run, say why."""
+    """Fit the shape model when requested (``options``); otherwise (None, or why the model is unavailable), or when it
+    cannot run, say why."""
     from .. import labels as L
 
     if options is None:
         return NotComputed("Shape model not requested.")
+    if isinstance(options, NotComputed):
+        return options
     if side not in ("left", "right"):
         reason = "Shape model skipped: the knee side is unknown (the model needs right-knee orientation)."
         return NotComputed(reason, warning=reason)

@@ -7,12 +7,15 @@ Never silent: the result is a :class:`T2Result`, or a :class:`~pipeline.outcome.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import GeometryMismatchError, InvalidInputError
+from ..morphometry import Morphometry
+from ..morphometry.mesh import Surface
+from ..morphometry.thickness import mean_along_runs
 from ..outcome import NotComputed
 from ..volume import Volume
 from . import depth as depth_split
@@ -56,6 +59,7 @@ class T2Result:
     params: T2Params
     sequence: str = "qDESS"
     fit: dict | None = None
+    surfaces: dict[str, Surface] = field(default_factory=dict)  # bones with a ``t2_ms`` point array (colouring)
 
     computed = True
 
@@ -173,7 +177,7 @@ def no_echoes_reason(name: str) -> str:
 def t2_stage(
     image: Volume | None,
     labels: Volume,
-    regions: np.ndarray,
+    morph: Morphometry,
     *,
     requested: bool | None,
     params: T2Params | None = None,
@@ -183,7 +187,8 @@ def t2_stage(
     Args:
         image: the loaded MRI (its ``source`` holds the DICOM echoes and headers), or None.
         labels: canonical label map on the image grid.
-        regions: cartilage region id per voxel on that grid.
+        morph: the morphometry of ``labels``: its cartilage regions per voxel give the regional statistics, its bone
+            surfaces and thickness runs the mean T2 across the cartilage along each bone normal (``surfaces``).
         requested: True = the user asked for T2 (a warning says why when it cannot run), None = automatic
             (computed for a qDESS or MESE series, silently skipped otherwise), False = skip.
     """
@@ -205,4 +210,15 @@ def t2_stage(
     except InvalidInputError as exc:
         message = f"T2 skipped: {exc}"
         return NotComputed(message, warning=message)
-    return run_t2(series, labels, regions, params or T2Params())
+    result = run_t2(series, labels, morph.regions, params or T2Params())
+    return replace(result, surfaces=t2_coloured_surfaces(result.t2map, morph))
+
+
+def t2_coloured_surfaces(t2map: Volume, morph: Morphometry) -> dict[str, Surface]:
+    """Each bone with a ``t2_ms`` point array: the mean T2 across the cartilage along the vertex's normal (the same
+    runs its thickness was measured along), for colouring the 3-D view by T2."""
+    surfaces = {}
+    for bone, tmap in morph.thickness_maps.items():
+        surface = morph.surfaces[bone]
+        surfaces[bone] = surface.with_point_data(t2_ms=mean_along_runs(surface, tmap, t2map))
+    return surfaces

@@ -4,6 +4,7 @@
 Used by segmentation and the shape model alike; nothing here imports torch.
 """
 
+from .checksum import sha256_file
 from .hub import check_reachable
 from .manifest import (
     MANIFEST_PATH,
@@ -17,8 +18,9 @@ from .manifest import (
     model_dir_from_env,
     weights_dir,
 )
-from .resolve import ResolvedModel, model_location, model_status, resolve_model
-from .verify import sha256_file, verify
+from .resolve import model_location, model_status, resolve_model
+from .resolved import ResolvedModel
+from .verify import verify
 
 __all__ = [
     "MANIFEST_PATH",

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .checksum import sha256_file
+
 if TYPE_CHECKING:
-    from .resolve import ResolvedModel
-
-_SHA_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    """sha256 of a file, remembered per (path, size, mtime) for the life of the process."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _SHA_CACHE:
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            while block := handle.read(chunk):
-                digest.update(block)
-        _SHA_CACHE[key] = digest.hexdigest()
-    return _SHA_CACHE[key]
+    from .resolved import ResolvedModel
 
 
 def verify(resolved: ResolvedModel, *, checksums: bool = True) -> list[str]:

@@ -9,7 +9,7 @@ import zipfile
 import pytest
 from gradio_client import Client, handle_file
 
-from tests.app_fixtures import running_app
+from tests.fixtures.app import running_app
 from tests.pipeline.io.test_detached_data_files import SECRET, meta_header, nrrd_header
 
 AUTH = ("alice", "s3cret-pass")
