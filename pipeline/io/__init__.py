@@ -10,7 +10,7 @@ from .archives import unpacked
 from .dicom import DicomSource, EchoImage
 from .files import VOLUME_SUFFIXES, file_stem, image_kind, load_image, sha256_of, write_volume
 from .grids import align_to_grid
-from .labelmaps import LABEL_SUFFIXES, LoadedLabels, load_label_map, preflight_label_map, to_canonical
+from .labelmaps import LABEL_SUFFIXES, LoadedLabels, check_label_map_path, load_label_map, to_canonical
 from .limits import ImageLimits
 
 __all__ = [
@@ -21,11 +21,11 @@ __all__ = [
     "ImageLimits",
     "LoadedLabels",
     "align_to_grid",
+    "check_label_map_path",
     "file_stem",
     "image_kind",
     "load_image",
     "load_label_map",
-    "preflight_label_map",
     "sha256_of",
     "to_canonical",
     "unpacked",

@@ -15,9 +15,9 @@ from ..errors import InvalidInputError
 from ..volume import Volume
 from . import dicom
 from .archives import unpacked
-from .headers import preflight
 from .limits import ImageLimits
 from .native_logs import route_itk_messages
+from .single_pass import checked_volume_file
 
 logger = logging.getLogger(__name__)
 
@@ -86,24 +86,34 @@ def load_image(path: str | Path, *, limits: ImageLimits | None = None) -> Volume
 
 
 def with_file_facts(volume: Volume, path: Path) -> Volume:
-    """The volume with its input's name, size and sha256 in ``meta`` (recorded in results and provenance)."""
+    """The volume with its input's name, size and sha256 in ``meta`` (recorded in results and provenance); a
+    sha256 computed while the file was read is kept."""
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
-    return volume.with_meta(file_name=path.name, file_size_bytes=int(size), sha256=sha256_of(path))
+    known = volume.meta.get("sha256") if volume.meta.get("file_name") == path.name else None
+    return volume.with_meta(file_name=path.name, file_size_bytes=int(size), sha256=known or sha256_of(path))
 
 
 def read_volume_file(path: Path, limits: ImageLimits | None = None) -> Volume:
-    """A NIfTI/NRRD/MetaImage file through SimpleITK, after the header checks; 3-D, one component."""
+    """A NIfTI/NRRD/MetaImage file through SimpleITK, its header checked and its data decompressed once
+    (``single_pass``); 3-D, one component."""
     import SimpleITK as sitk
 
-    preflight(path, limits)
     route_itk_messages()
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as exc:
-        logger.info("SimpleITK could not read %s: %s", path.name, exc)
-        raise InvalidInputError(
-            f"{path.name}: not a readable {format_name(path)} file (the reader rejected its contents). Is it complete?"
-        ) from exc
+    with checked_volume_file(path, limits or ImageLimits.from_env()) as checked:
+        try:
+            image = sitk.ReadImage(str(checked.readable))
+        except RuntimeError as exc:
+            logger.info("SimpleITK could not read %s: %s", path.name, exc)
+            raise InvalidInputError(
+                f"{path.name}: not a readable {format_name(path)} file (the reader rejected its contents). "
+                "Is it complete?"
+            ) from exc
+    volume = _single_volume(image, path)
+    return volume.with_meta(file_name=path.name, sha256=checked.sha256) if checked.sha256 else volume
+
+
+def _single_volume(image, path: Path) -> Volume:
+    """A 3-D, one-component Volume of an ITK image, or the reason it is not one."""
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise InvalidInputError(
             f"{path.name}: has {image.GetNumberOfComponentsPerPixel()} components per voxel; "

@@ -1,4 +1,5 @@
-"""Header-only checks of NIfTI, NRRD and MetaImage files, before SimpleITK decodes a voxel.
+"""Header-only checks of NIfTI, NRRD and MetaImage files, before SimpleITK decodes a voxel (``single_pass`` runs
+them while it reads a file once).
 
 Two defects are caught here, for every format and whatever calls the reader (CLI, app, notebook, cohort):
 
@@ -21,7 +22,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import InvalidInputError
-from .limits import ImageLimits
 
 CHUNK = 1 << 20
 PIXEL_DATA = 0x7FE00010  # the DICOM (7FE0,0010) Pixel Data tag
@@ -102,22 +102,7 @@ class VolumeHeader:
         return math.prod(self.size) * self.voxel_bytes
 
 
-def preflight(path: Path, limits: ImageLimits | None = None) -> VolumeHeader | None:
-    """Check a NIfTI/NRRD/MetaImage file's declared size and completeness; None for other formats.
-
-    Raises:
-        InvalidInputError: unreadable header, over the limits, or truncated (with the byte counts).
-    """
-    reader = _reader_for(path)
-    if reader is None:
-        return None
-    header = reader(path)
-    (limits or ImageLimits.from_env()).check(header.size, path.name)
-    check_complete(header, path.name)
-    return header
-
-
-def _reader_for(path: Path) -> Callable[[Path], VolumeHeader] | None:
+def header_reader(path: Path) -> Callable[[Path], VolumeHeader] | None:
     lower = path.name.lower()
     if lower.endswith((".nii", ".nii.gz")):
         return read_nifti_header
@@ -139,17 +124,20 @@ def check_complete(header: VolumeHeader, name: str) -> None:
     if header.compression == "none":
         available = header.data_file.stat().st_size - header.data_offset
         if available < header.payload_bytes:
-            raise _truncated(name, max(available, 0), header.payload_bytes, header)
+            raise truncated_error(name, max(available, 0), header.payload_bytes, header)
         return
     start = 0 if header.stream_includes_header else header.data_offset
     got, complete = _decompressed_length(header.data_file, start, header.compression, limit=expected)
     if got < expected or not complete:
         if header.stream_includes_header:
             got, expected = max(got - header.data_offset, 0), header.payload_bytes
-        raise _truncated(name, min(got, expected), expected, header, stream=not complete)
+        raise truncated_error(name, min(got, expected), expected, header, not complete)
 
 
-def _truncated(name: str, got: int, expected: int, header: VolumeHeader, *, stream: bool = False) -> InvalidInputError:
+def truncated_error(
+    name: str, got: int, expected: int, header: VolumeHeader, stream: bool = False
+) -> InvalidInputError:
+    """The refusal of a file holding fewer bytes of image data than its header declares."""
     what = f"the {header.compression} stream ends early; " if stream else ""
     return InvalidInputError(
         f"{name}: file is truncated: {what}{got:,} bytes of image data of {expected:,} expected for a "

@@ -12,7 +12,6 @@ from ..errors import InvalidInputError
 from ..labels import LabelScheme, resolve_scheme
 from ..volume import Volume
 from .files import check_3d, read_volume_file, with_file_facts
-from .headers import preflight
 from .limits import ImageLimits
 
 LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
@@ -95,20 +94,19 @@ def to_canonical(volume: Volume, scheme: SchemeSpec, *, name: str = "label map")
     return LoadedLabels(out.with_meta(label_scheme=scheme.name), scheme, ignored, note)
 
 
-def preflight_label_map(path: str | Path, *, limits: ImageLimits | None = None) -> None:
-    """Check a label-map file without decoding it (type, declared size, completeness), before any model loads."""
+def check_label_map_path(path: str | Path) -> None:
+    """A label map's path: it exists and has a label-map suffix (cheap; before any model loads)."""
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"{path.name}: label map not found.")
     if not path.name.lower().endswith(LABEL_SUFFIXES):
         raise InvalidInputError(f"{path.name}: label maps must be NIfTI (.nii/.nii.gz), NRRD (.nrrd) or MHA (.mha).")
-    preflight(path, limits)
 
 
 def load_label_map(path: str | Path, scheme: SchemeSpec, *, limits: ImageLimits | None = None) -> LoadedLabels:
-    """Read a NIfTI/NRRD/MHA label map and convert it to the canonical scheme."""
+    """Read a NIfTI/NRRD/MHA label map (its header checked, its data decoded once) in canonical values."""
     path = Path(path)
-    preflight_label_map(path, limits=limits)
+    check_label_map_path(path)
     volume = with_file_facts(read_volume_file(path, limits), path)
     check_3d(volume, path.name)
     return to_canonical(volume, scheme, name=path.name)
