@@ -100,6 +100,7 @@ class Case:
     scheme: dict
     truth_mm: dict | None = None
     ours: dict = field(default_factory=dict)
+    cli: dict = field(default_factory=dict)
     pymskt: dict = field(default_factory=dict)
     diagnostics: dict = field(default_factory=dict)
     load_avg: tuple = ()
@@ -219,6 +220,39 @@ def run_ours(case: Case, repeat: int, config=None) -> dict:
             s = result.surfaces[name]
             out["surfaces"][name] = (s.points, s.point_data["thickness_mm"], s.point_data["region"])
     return out
+
+
+def run_cli(case: Case, repeat: int, work: Path) -> dict:
+    """The whole ``python -m pipeline analyze --labels`` process, as a user runs it: interpreter start, imports,
+    reading, the analysis and every output file (label maps, meshes, GLB, PDF, JSON/CSV, zip). Its own morphometry
+    stages come from the provenance it writes, so whole / morphometry is measured within one run."""
+    scheme = work / "scheme.json"
+    scheme.parent.mkdir(parents=True, exist_ok=True)
+    scheme.write_text(json.dumps(case.scheme))
+    runs = []
+    for i in range(repeat):
+        out = work / f"run{i + 1}"
+        command = [sys.executable, "-m", "pipeline", "analyze", "--labels", str(case.path), "--out", str(out), "-q"]
+        command += ["--label-scheme", str(scheme)]
+        t0 = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
+        wall = time.perf_counter() - t0
+        timings = json.loads((out / "provenance.json").read_text())["timings_s"]
+        means = {
+            r: v["thickness_mm"]["mean"]
+            for r, v in json.loads((out / "results.json").read_text())["cartilage"].items()
+            if v.get("thickness_mm")
+        }
+        runs.append({"wall_s": wall, "morphometry_s": timings["morphometry"], "means": means})
+    best = min(runs, key=lambda run: run["wall_s"])
+    return {
+        "wall_s": [r["wall_s"] for r in runs],
+        "wall_best_s": best["wall_s"],
+        "morphometry_s": best["morphometry_s"],
+        "whole_over_morphometry": best["wall_s"] / best["morphometry_s"],
+        "ratios": [r["wall_s"] / r["morphometry_s"] for r in runs],
+        "means": best["means"],
+    }
 
 
 def run_pymskt(case: Case, work: Path) -> dict:
@@ -377,6 +411,25 @@ def report(cases: list[Case], ours_import_s: float, repeat: int, pymskt_repeat: 
             f"| {p['with_regions_s']:.1f} | {ratio_regions:.1f}x | {p['import_s']:.2f} | "
             f"{p['process_s']:.1f} | {load} |"
         )
+    if any(c.cli for c in cases):
+        log("")
+        log("## The whole `python -m pipeline analyze --labels` process (start, imports, reading, outputs included)")
+        log(
+            "| case | whole process, best (s) [all runs] | its morphometry stages (s) | whole / morphometry "
+            "[per run] | pymskt mesh+thickness (s) | pymskt / whole process |"
+        )
+        log("|---|---|---|---|---|---|")
+        for c in cases:
+            if not c.cli:
+                continue
+            q, p = c.cli, c.pymskt
+            runs = ", ".join(f"{w:.1f}" for w in q["wall_s"])
+            ratios = ", ".join(f"{r:.2f}" for r in q["ratios"])
+            log(
+                f"| {c.name} | {q['wall_best_s']:.1f} [{runs}] | {q['morphometry_s']:.1f} | "
+                f"**{q['whole_over_morphometry']:.2f}** [{ratios}] | {p['mesh_plus_thickness_s']:.1f} | "
+                f"**{p['mesh_plus_thickness_s'] / q['wall_best_s']:.1f}x** |"
+            )
     log("")
     log("## Mean cartilage thickness (mm)")
     log(
@@ -459,6 +512,9 @@ def main() -> None:
     parser.add_argument("--phantom-mm", nargs="+", type=float, default=[2.0], help="phantom cartilage thickness(es)")
     parser.add_argument("--repeat", type=int, default=3, help="in-process runs of ours per case (best and median)")
     parser.add_argument("--pymskt-repeat", type=int, default=2, help="pymskt subprocess runs per case (best reported)")
+    parser.add_argument(
+        "--cli-repeat", type=int, default=3, help="whole `pipeline analyze --labels` processes per case (0: skip)"
+    )
     parser.add_argument("--investigate", action="store_true", help="also rerun ours with other AnalysisConfig settings")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
@@ -484,6 +540,9 @@ def main() -> None:
     for case in cases:
         log(f"{case.name}: ours x{args.repeat} ...")
         case.ours = run_ours(case, args.repeat)
+        if args.cli_repeat:
+            log(f"{case.name}: `python -m pipeline analyze --labels` x{args.cli_repeat} (whole process) ...")
+            case.cli = run_cli(case, args.cli_repeat, work_root / case.name.replace(" ", "_") / "cli")
         runs = []
         for i in range(args.pymskt_repeat):
             log(f"{case.name}: pymskt run {i + 1}/{args.pymskt_repeat} (subprocess, 1-2 min) ...")

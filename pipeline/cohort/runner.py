@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from ..errors import InvalidInputError, KneePipelineError
 from ..io import LABEL_SUFFIXES, image_kind
 from ..labels import resolve_scheme
+from ..report.table import row_of
 from ..request import AnalysisRequest
 from .manifest import CohortCase
 from .outcome import ANALYSIS, CRASH, INPUT, OK, CaseOutcome, failed
@@ -62,9 +63,10 @@ def analyse_case(engine: Engine, case: CohortCase, store: CohortStore, options: 
     try:
         attempt, interrupted = store.start_attempt(case.case_id)
         result = engine.run(case.request(options.request))
-        result.write(attempt, make_zip=options.make_zip)
+        results = result.to_dict()  # once: the files and the cohort row read the same dict
+        result.write(attempt, make_zip=options.make_zip, results=results)
         _test_kill_once()
-        outcome = _succeeded(case, result, time.perf_counter() - start, interrupted)
+        outcome = _succeeded(case, result, row_of(results), time.perf_counter() - start, interrupted)
         store.commit(attempt, outcome)
         return outcome
     except KneePipelineError as exc:
@@ -81,13 +83,13 @@ def analyse_case(engine: Engine, case: CohortCase, store: CohortStore, options: 
     return outcome
 
 
-def _succeeded(case: CohortCase, result, seconds: float, interrupted: int) -> CaseOutcome:
+def _succeeded(case: CohortCase, result, row: dict, seconds: float, interrupted: int) -> CaseOutcome:
     segmentation = result.provenance.get("segmentation")
     return CaseOutcome(
         case.case_id,
         OK,
         round(seconds, 3),
-        row={key: value for key, value in result.csv_row().items() if key != "case_id"},
+        row={key: value for key, value in row.items() if key != "case_id"},
         warnings=tuple(result.warnings),
         timings_s=dict(result.provenance.get("timings_s", {})),
         segmentation=None

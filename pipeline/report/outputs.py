@@ -7,6 +7,7 @@ import csv
 import json
 import logging
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,9 +25,42 @@ from ..io import write_volume
 logger = logging.getLogger(__name__)
 
 
-def write_outputs(result: AnalysisView, out_dir: Path, *, make_zip: bool = True) -> dict[str, Path]:
-    """Write all files of ``result`` (a KneeAnalysis) under ``out_dir``; returns name -> path."""
+def write_outputs(
+    result: AnalysisView, out_dir: Path, *, make_zip: bool = True, results: dict | None = None
+) -> dict[str, Path]:
+    """Write all files of ``result`` (a KneeAnalysis) under ``out_dir``; returns name -> path.
+
+    ``results``: ``result.to_dict()`` when the caller has it already (it is derived once per case). The PDF renders
+    in a second thread while the files written before it are compressed into the zip: matplotlib holds Python's
+    lock, zlib releases it, so the two share the cores instead of taking turns.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
+    results = dict(results) if results is not None else result.to_dict()
+    files = {**_volumes(result, out_dir), **_meshes(result, out_dir)}
+    if results["dicom_seg"]["computed"]:
+        files.update(_dicom_seg(result, out_dir, results))
+    pdf_name, png_name = report_file_names(result.case_id)
+    archive = ZipAppender(out_dir, out_dir / f"{result.case_id}_results.zip") if make_zip else None
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="case-report") as pool:
+            report = pool.submit(write_case_report, result, results, out_dir / pdf_name, out_dir / png_name)
+            if archive is not None:
+                archive.add(files.values())
+            files[pdf_name], files[png_name] = report.result(), out_dir / png_name
+        results["files"] = [*sorted(files), "results.json", "results.csv", "provenance.json"]
+        files["results.json"] = write_json(out_dir / "results.json", results)
+        files["results.csv"] = write_csv(out_dir / "results.csv", row_of(results))  # the same numbers as the JSON
+        files["provenance.json"] = write_json(out_dir / "provenance.json", result.provenance)
+        if archive is not None:
+            archive.add(files[name] for name in (pdf_name, png_name, "results.json", "results.csv", "provenance.json"))
+            files["zip"] = archive.close()
+    finally:
+        if archive is not None:
+            archive.abandon()  # a failure part-way leaves no half-written zip (a no-op once closed)
+    return files
+
+
+def _volumes(result: AnalysisView, out_dir: Path) -> dict[str, Path]:
     files: dict[str, Path] = {}
     files["labels.nii.gz"] = write_volume(result.labels, out_dir / "labels.nii.gz")
     # NRRD keeps the direction cosines in double precision (a NIfTI round trip perturbs them, see the docs).
@@ -36,6 +70,11 @@ def write_outputs(result: AnalysisView, out_dir: Path, *, make_zip: bool = True)
     if result.t2_map is not None and result.depth_labels is not None:
         files["t2map.nii.gz"] = write_volume(result.t2_map, out_dir / "t2map.nii.gz")
         files["depth_labels.nrrd"] = write_volume(result.depth_labels, out_dir / "depth_labels.nrrd")
+    return files
+
+
+def _meshes(result: AnalysisView, out_dir: Path) -> dict[str, Path]:
+    files: dict[str, Path] = {}
     for name, surface in result.surfaces.items():
         files[f"meshes/{name}.vtk"] = write_vtk(surface, out_dir / "meshes" / f"{name}.vtk")
     if result.shape_fit is not None:
@@ -43,18 +82,6 @@ def write_outputs(result: AnalysisView, out_dir: Path, *, make_zip: bool = True)
     layers = knee_glb_layers(result.surfaces, vmax_mm=result.config.thickness_colour_max_mm)
     if layers:
         files["knee.glb"] = write_glb(layers, out_dir / "knee.glb")
-    results = result.to_dict()
-    if results["dicom_seg"]["computed"]:
-        files.update(_dicom_seg(result, out_dir, results))
-    pdf_name, png_name = report_file_names(result.case_id)
-    files[pdf_name] = write_case_report(result, results, out_dir / pdf_name, out_dir / png_name)
-    files[png_name] = out_dir / png_name
-    results["files"] = [*sorted(files), "results.json", "results.csv", "provenance.json"]
-    files["results.json"] = write_json(out_dir / "results.json", results)
-    files["results.csv"] = write_csv(out_dir / "results.csv", row_of(results))  # the same numbers as results.json
-    files["provenance.json"] = write_json(out_dir / "provenance.json", result.provenance)
-    if make_zip:
-        files["zip"] = zip_files(out_dir, files, out_dir / f"{result.case_id}_results.zip")
     return files
 
 
@@ -84,7 +111,41 @@ def write_csv(path: Path, row: dict) -> Path:
 
 
 def zip_files(out_dir: Path, files: dict[str, Path], target: Path) -> Path:
-    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for path in files.values():
-            archive.write(path, arcname=str(path.relative_to(out_dir)))
-    return target
+    archive = ZipAppender(out_dir, target)
+    archive.add(files.values())
+    return archive.close()
+
+
+#: Members already compressed (or not worth it) are stored as they are: deflating them again costs time for nothing.
+STORED_SUFFIXES = (".gz", ".png", ".pdf", ".zip")
+
+
+class ZipAppender:
+    """A results zip filled as its files are ready; members named relative to ``out_dir``."""
+
+    def __init__(self, out_dir: Path, target: Path):
+        self.out_dir, self.target = out_dir, target
+        self._archive: zipfile.ZipFile | None = zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED)
+
+    def add(self, paths) -> None:
+        assert self._archive is not None, "the zip is closed"
+        for path in paths:
+            stored = path.name.lower().endswith(STORED_SUFFIXES)
+            self._archive.write(
+                path,
+                arcname=str(path.relative_to(self.out_dir)),
+                compress_type=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED,
+            )
+
+    def close(self) -> Path:
+        if self._archive is not None:
+            self._archive.close()
+            self._archive = None
+        return self.target
+
+    def abandon(self) -> None:
+        """Remove a zip that was not closed (the writing failed part-way)."""
+        if self._archive is not None:
+            self._archive.close()
+            self._archive = None
+            self.target.unlink(missing_ok=True)

@@ -89,11 +89,12 @@ class KneeAnalysis:
         """One flat row with a fixed column order (empty cells for missing values); see ``report.table``."""
         return row_of(self.to_dict())
 
-    def write(self, out_dir: str | Path, *, make_zip: bool = True) -> dict[str, Path]:
-        """Write every output file into ``out_dir`` (see docs/results-schema.md); returns name -> path."""
+    def write(self, out_dir: str | Path, *, make_zip: bool = True, results: dict | None = None) -> dict[str, Path]:
+        """Write every output file into ``out_dir`` (see docs/results-schema.md); returns name -> path.
+        ``results``: this analysis's ``to_dict()`` when the caller has made it already (made once per case)."""
         from .outputs import write_outputs
 
-        return write_outputs(self, Path(out_dir), make_zip=make_zip)
+        return write_outputs(self, Path(out_dir), make_zip=make_zip, results=results)
 
     def show(self, **kwargs):
         """Interactive 3-D view of the bones coloured by thickness (pyvista; trame backend in Jupyter)."""

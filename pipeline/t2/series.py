@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InvalidInputError
-from ..io.dicom import DicomSource, echo_key, header_text
+from ..io.dicom import DicomSource, header_text
 from .mese import MIN_ECHOES, MeseSeries
 from .qdess import GE_PRIVATE_CREATOR, GL_AREA_TAG, TG_TAG, NotQDessError, QDessSeries
 
@@ -28,7 +28,7 @@ def t2_series_from_source(source: DicomSource) -> QDessSeries | MeseSeries:
         NotQDessError: neither (one echo, a dual-echo spin echo, a gradient echo with 3+ echoes, ...): says why.
         InvalidInputError: a T2 series that cannot be used (echo geometry differs, timing missing, ...).
     """
-    echoes = _group_echoes(source.headers)
+    echoes = source.echoes  # grouped once, by pipeline.io.dicom, as it read the series
     first = source.first_header
     sequence = header_text(first, "ScanningSequence")
     spin_echo = "SE" in sequence.split("\\") and "GR" not in sequence
@@ -123,14 +123,13 @@ def qdess_from_source(source: DicomSource) -> QDessSeries:
     """
     name = source.name
     headers = source.headers
-    echoes = _group_echoes(headers)
     first = headers[0]
     if len(source.echoes) == 1 and len(source.echoes[0].headers) == 1:
         raise InvalidInputError(
             f"{name}: an enhanced (multi-frame) DICOM; qDESS T2 reads classic single-frame "
             "series. Export the qDESS series as one file per slice and echo."
         )
-    _check_is_qdess(echoes, first, name)
+    _check_is_qdess([echo.headers for echo in source.echoes], first, name)
     echo1, echo2 = source.echoes[0].volume, source.echoes[1].volume
     problems = echo1.same_grid(echo2)
     if problems:
@@ -158,15 +157,8 @@ def qdess_from_source(source: DicomSource) -> QDessSeries:
     )
 
 
-def _group_echoes(headers: list) -> dict[tuple, list]:
-    """Headers per echo, keyed (EchoNumbers, EchoTime) as pipeline.io.dicom orders them."""
-    groups: dict[tuple, list] = {}
-    for ds in headers:
-        groups.setdefault(echo_key(ds), []).append(ds)
-    return groups
-
-
-def _check_is_qdess(echoes: dict[tuple, list], first, name: str) -> None:
+def _check_is_qdess(echoes: list[tuple], first, name: str) -> None:
+    """``echoes``: each echo's headers in slice order, as pipeline.io.dicom grouped them."""
     sequence = header_text(first, "ScanningSequence")
     description = header_text(first, "SeriesDescription") or "(no description)"
     if "GR" not in sequence and sequence:
@@ -175,7 +167,7 @@ def _check_is_qdess(echoes: dict[tuple, list], first, name: str) -> None:
             "echo(es), not qDESS (a gradient-echo double-echo steady-state scan). T2 mapping needs the qDESS "
             "series; other series can still be segmented without T2."
         )
-    if len(echoes) == 1 and _repeated_positions(next(iter(echoes.values()))):
+    if len(echoes) == 1 and _repeated_positions(list(echoes[0])):
         raise InvalidInputError(
             f"{name}: series '{description}' has two images per slice position but no EchoNumbers or EchoTime that "
             "tell the echoes apart, so S1 and S2 cannot be separated. Export the series with its echo tags."
@@ -190,7 +182,7 @@ def _check_is_qdess(echoes: dict[tuple, list], first, name: str) -> None:
             f"{name}: series '{description}' has {len(echoes)} echoes; this is not qDESS, which has exactly 2. "
             "A multi-echo T2 series needs a different fit that KneeScope does not provide; upload the qDESS series."
         )
-    counts = [len(v) for v in echoes.values()]
+    counts = [len(headers) for headers in echoes]
     if counts[0] != counts[1]:
         raise InvalidInputError(
             f"{name}: the two echoes have {counts[0]} and {counts[1]} slices; upload the "
