@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pipeline.config import BACKENDS
@@ -27,10 +27,14 @@ class AppSettings:
     model_dir: Path | None = None
     max_voxels: int = DEFAULT_MAX_VOXELS  # largest image accepted, decided from headers before decoding
     max_axis: int = DEFAULT_MAX_AXIS
+    max_case_gb: float | None = None  # memory one case may need, estimated from the header (None: half the RAM)
 
     @property
     def image_limits(self) -> ImageLimits:
-        return ImageLimits(max_voxels=self.max_voxels, max_axis=self.max_axis)
+        limits = ImageLimits(max_voxels=self.max_voxels, max_axis=self.max_axis)
+        if self.max_case_gb is not None:
+            limits = replace(limits, max_case_bytes=int(self.max_case_gb * 1024**3))
+        return limits
 
     backend: str = "auto"  # segmentation backend on a CPU (pipeline.config.InferenceOptions.backend)
 
@@ -77,6 +81,14 @@ class AppSettings:
             default=int(env("KNEESCOPE_MAX_AXIS", str(DEFAULT_MAX_AXIS))),
             help="most voxels accepted along any one axis",
         )
+        case_gb = env("KNEESCOPE_MAX_CASE_GB")
+        parser.add_argument(
+            "--max-case-gb",
+            type=float,
+            default=float(case_gb) if case_gb else None,
+            help="memory one case may need, estimated from the image header before decoding (default: half of this "
+            "machine's memory); larger images are refused at once",
+        )
         parser.add_argument(
             "--backend",
             choices=BACKENDS,
@@ -87,6 +99,8 @@ class AppSettings:
         args = parser.parse_args(argv)
         if args.max_voxels < 1 or args.max_axis < 1:
             parser.error("--max-voxels and --max-axis must be positive")
+        if args.max_case_gb is not None and args.max_case_gb <= 0:
+            parser.error("--max-case-gb must be positive")
         auth = None
         if args.auth:
             user, sep, password = args.auth.partition(":")
@@ -106,5 +120,6 @@ class AppSettings:
             model_dir=Path(args.model_dir) if args.model_dir else None,
             max_voxels=args.max_voxels,
             max_axis=args.max_axis,
+            max_case_gb=args.max_case_gb,
             backend=args.backend,
         )

@@ -25,6 +25,7 @@ from .config import InferenceOptions
 from .engine_spec import EngineSpec
 from .errors import KneePipelineError, WeightsUnavailableError
 from .io.inputs import read_image, read_inputs
+from .io.limits import CaseCost
 from .label_source import LabelSource
 from .morphometry import measure_knee
 from .outcome import NotComputed
@@ -243,7 +244,9 @@ class Engine:
         notify = on_volume or (lambda kind, volume: None)
         timer = StageTimer(report)
         with timer.stage("load", 0.0, "Reading the inputs"):
-            inputs = read_inputs(request.image, request.labels, request.label_scheme, request.limits)
+            inputs = read_inputs(
+                request.image, request.labels, request.label_scheme, request.limits, image_cost=self._cost(request)
+            )
         image = inputs.image
         if image is not None:
             notify("image", image)
@@ -286,6 +289,17 @@ class Engine:
                 mirroring=request.mirroring,
             )
         return LabelSource.from_segmentation(segmentation.labels, segmentation.provenance)
+
+    def _cost(self, request: AnalysisRequest) -> CaseCost | None:
+        """What segmenting the request's image will cost (its model loaded if need be); None when nothing is to be
+        segmented or no model can (then reading says what is wrong with the file, or the segmentation step why)."""
+        if not request.needs_segmentation or (request.model is None and not self.can_segment):
+            return None
+        try:
+            with self._lock:
+                return self._segmenter(request.model).cost
+        except KneePipelineError:
+            return None
 
     def _shape_request(self, shape_model: bool | ShapeOptions) -> ShapeOptions | NotComputed:
         if isinstance(shape_model, ShapeOptions):

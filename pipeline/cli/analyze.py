@@ -136,12 +136,18 @@ def build_engine(args: argparse.Namespace, *, segment: bool):
 
 def run(args: argparse.Namespace) -> int:
     from ..io.inputs import read_inputs
+    from ..segmentation.loading import segmentation_cost
 
     if args.image is None and args.labels is None:
         raise KneePipelineError("Give the MRI to segment (python -m pipeline analyze MRI --out OUT/), or --labels.")
     request = analysis_request(args, image=args.image, labels=args.labels)
-    # Inputs are read (once) before a model is loaded: a wrong, oversized or truncated file costs no model load.
-    inputs = read_inputs(request.image, request.labels, request.label_scheme, request.limits)
+    # Inputs are read (once) before a model is loaded: a wrong, oversized or truncated file costs no model load; the
+    # segmentation's memory cost is read from the model's files.
+    cost = None
+    if request.needs_segmentation:
+        spec = engine_spec(args)
+        cost = segmentation_cost(spec.model, spec.folder, fallback_to_demo=spec.fallback_to_demo)
+    inputs = read_inputs(request.image, request.labels, request.label_scheme, request.limits, image_cost=cost)
     request = request.with_changes(image=inputs.image, labels=inputs.labels)
     engine = build_engine(args, segment=request.needs_segmentation)
     if args.shape_model:

@@ -238,10 +238,24 @@ def read_series(info: SeriesInfo, *, name: str, limits: ImageLimits | None = Non
 
 
 def check_series_limits(info: SeriesInfo, name: str, limits: ImageLimits) -> None:
-    """Refuse a series whose headers declare more voxels than the limits, before any pixel is decoded."""
+    """Refuse a series whose headers declare more voxels (or a larger case) than the limits, before any pixel is
+    decoded."""
     first = next(iter(info.headers.values()))
     rows, columns = int(getattr(first, "Rows", 0) or 0), int(getattr(first, "Columns", 0) or 0)
-    limits.check((columns, rows, info.n_frames), name)
+    limits.check((columns, rows, info.n_frames), name, header_spacing(first))
+
+
+def header_spacing(ds: Any) -> tuple[float, float, float] | None:
+    """(column, row, slice) spacing in mm from a slice's header (PixelSpacing, SpacingBetweenSlices or
+    SliceThickness), None when it does not say. The cost estimate needs no more precision than this."""
+    try:
+        row_mm, column_mm = (float(v) for v in ds.PixelSpacing)
+        step = getattr(ds, "SpacingBetweenSlices", None) or getattr(ds, "SliceThickness", None)
+        spacing = (column_mm, row_mm, abs(float(step))) if step not in (None, "") else None
+    except (AttributeError, TypeError, ValueError):
+        return None
+    # the series' real geometry comes from the slice positions (checked once read): an odd tag is no reason to refuse
+    return spacing if spacing is not None and all(v > 0 for v in spacing) else None
 
 
 def _read_files(files: list[Path], info: SeriesInfo, name: str) -> Volume:

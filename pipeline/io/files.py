@@ -17,6 +17,7 @@ from . import dicom
 from .archives import unpacked
 from .limits import ImageLimits
 from .native_logs import route_itk_messages
+from .sanity import check_geometry, finite_image
 from .single_pass import checked_volume_file
 
 logger = logging.getLogger(__name__)
@@ -82,7 +83,8 @@ def load_image(path: str | Path, *, limits: ImageLimits | None = None) -> Volume
     else:
         volume = _load_single_dicom(path, limits)
     check_3d(volume, path.name)
-    return with_file_facts(volume, path)
+    check_geometry(volume, path.name)
+    return with_file_facts(finite_image(volume, path.name), path)
 
 
 def with_file_facts(volume: Volume, path: Path) -> Volume:
@@ -173,7 +175,7 @@ def _load_single_dicom(path: Path, limits: ImageLimits) -> Volume:
 
 def _load_zip(path: Path, limits: ImageLimits) -> Volume:
     name = path.name
-    with unpacked(path) as workdir:
+    with unpacked(path, max_bytes=limits.max_unpacked_bytes) as workdir:
         files = [p for p in workdir.rglob("*") if p.is_file() and not p.name.startswith("._")]
         volumes = sorted(p for p in files if p.name.lower().endswith(VOLUME_SUFFIXES))
         if any(dicom.is_dicom_file(p) for p in files):

@@ -13,8 +13,10 @@ Two defects are caught here, for every format and whatever calls the reader (CLI
 from __future__ import annotations
 
 import bz2
+import io
 import math
 import os
+import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,6 +89,7 @@ class VolumeHeader:
         data_offset: where the payload starts in the (decompressed, for NIfTI .gz) stream or data file.
         compression: 'none', 'gzip', 'zlib', 'bzip2' or 'unchecked' (text encodings, file lists).
         stream_includes_header: the compressed stream holds the header too (.nii.gz).
+        spacing: voxel size per spatial axis (mm, file order) as the header states it, None when it does not.
     """
 
     format: str
@@ -96,6 +99,7 @@ class VolumeHeader:
     data_offset: int
     compression: str
     stream_includes_header: bool = False
+    spacing: tuple[float, ...] | None = None
 
     @property
     def payload_bytes(self) -> int:
@@ -172,19 +176,47 @@ def _decompressed_length(path: Path, offset: int, compression: str, *, limit: in
 
 
 # --- NIfTI -----------------------------------------------------------------------------------------------------
+#: Bytes of a NIfTI-1 header and its extension flag: what is parsed (ITK reads no NIfTI-2).
+NIFTI_HEADER_BYTES = 352
+
+
 def read_nifti_header(path: Path) -> VolumeHeader:
-    import nibabel as nib
+    """An uncompressed .nii's header (a .nii.gz is parsed from its decompressed stream by ``single_pass``)."""
+    with open(path, "rb") as handle:
+        head = handle.read(NIFTI_HEADER_BYTES)
+    return parse_nifti_header(head, path, "none")
+
+
+def parse_nifti_header(head: bytes, path: Path, compression: str) -> VolumeHeader:
+    """The header in ``head`` as stored: nibabel's checks are off, so a zero or negative pixdim reaches the spacing
+    check instead of being quietly set to 1 mm."""
+    from nibabel.nifti1 import Nifti1Header
 
     try:
-        header: Any = nib.load(str(path)).header
+        header: Any = Nifti1Header.from_fileobj(io.BytesIO(head), check=False)
         shape = tuple(int(n) for n in header.get_data_shape())
         itemsize = int(header.get_data_dtype().itemsize)
         offset = int(header.get_data_offset())
+        spacing = nifti_spacing(header)
     except Exception as exc:  # nibabel raises many kinds for a bad header: all mean the same to the user
-        reason = "empty file" if path.stat().st_size == 0 else str(exc).splitlines()[0][:120]
+        reason = "empty file" if not head else str(exc).splitlines()[0][:120]
         raise InvalidInputError(f"{path.name}: not a readable NIfTI file ({reason}). Is it complete?") from exc
-    gz = path.name.lower().endswith(".gz")
-    return VolumeHeader("NIfTI", shape, itemsize, path, offset, "gzip" if gz else "none", stream_includes_header=gz)
+    return VolumeHeader(
+        "NIfTI",
+        shape,
+        itemsize,
+        path,
+        offset,
+        compression,
+        stream_includes_header=compression != "none",
+        spacing=spacing,
+    )
+
+
+def nifti_spacing(header: Any) -> tuple[float, ...]:
+    """pixdim[1..3] as stored (nibabel's zooms), up to three spatial axes."""
+    dims = int(header["dim"][0])
+    return tuple(float(v) for v in header["pixdim"][1 : 1 + min(max(dims, 0), 3)])
 
 
 # --- NRRD ------------------------------------------------------------------------------------------------------
@@ -243,7 +275,22 @@ def read_nrrd_header(path: Path) -> VolumeHeader:
     data_offset = (skip if skip >= 0 else 0) if detached else offset + max(skip, 0)
     if voxel_bytes == 0 or compression is None or int(fields.get("line skip", fields.get("lineskip", "0")) or 0):
         compression = "unchecked"
-    return VolumeHeader("NRRD", size, voxel_bytes or 1, target, data_offset, compression)
+    return VolumeHeader("NRRD", size, voxel_bytes or 1, target, data_offset, compression, spacing=_nrrd_spacing(fields))
+
+
+def _nrrd_spacing(fields: dict[str, str]) -> tuple[float, ...] | None:
+    """Spatial voxel sizes: the lengths of 'space directions' (skipping 'none' axes), else 'spacings'."""
+    directions = fields.get("space directions")
+    try:
+        if directions:
+            vectors = re.findall(r"\(([^)]*)\)", directions)
+            return tuple(math.sqrt(sum(float(x) ** 2 for x in v.split(","))) for v in vectors) or None
+        if "spacings" in fields:
+            values = [float(v) for v in fields["spacings"].split()]
+            return tuple(v for v in values if not math.isnan(v)) or None
+    except ValueError:
+        return (math.nan,)  # unreadable numbers: refused as a damaged geometry
+    return None
 
 
 # --- MetaImage -------------------------------------------------------------------------------------------------
@@ -282,7 +329,12 @@ def read_meta_header(path: Path) -> VolumeHeader:
             data_offset = max(target.stat().st_size - math.prod(size) * voxel_bytes, 0) if target.is_file() else 0
     if voxel_bytes == 0:
         compression = "unchecked"
-    return VolumeHeader("MetaImage", size, voxel_bytes or 1, target, data_offset, compression)
+    spacing_text = fields.get("elementspacing", fields.get("elementsize"))
+    try:
+        spacing = tuple(float(v) for v in spacing_text.split()) if spacing_text else None
+    except ValueError:
+        spacing = (math.nan,)  # unreadable numbers: refused as a damaged geometry
+    return VolumeHeader("MetaImage", size, voxel_bytes or 1, target, data_offset, compression, spacing=spacing)
 
 
 # --- detached data files ---------------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ from pathlib import Path
 from ..volume import Volume
 from .files import load_image
 from .labelmaps import LoadedLabels, SchemeSpec, load_label_map, to_canonical
-from .limits import ImageLimits
+from .limits import MEASURE_COST, CaseCost, ImageLimits
+from .sanity import check_finite_labels, check_geometry, finite_image
 
 
 @dataclass(frozen=True)
@@ -28,13 +29,28 @@ def read_inputs(
     labels: str | Path | Volume | LoadedLabels | None,
     scheme: SchemeSpec = "auto",
     limits: ImageLimits | None = None,
+    *,
+    image_cost: CaseCost | None = None,
 ) -> Inputs:
-    """Read what is not read yet; the label map is converted to canonical values (``scheme``)."""
-    return Inputs(read_image(image, limits), read_labels(labels, scheme, limits))
+    """Read what is not read yet; the label map is converted to canonical values (``scheme``).
+
+    ``image_cost``: what will be done with the image (segmenting it costs far more than overlaying labels on it),
+    checked against the case's memory budget from the image's header; a label map costs ``MEASURE_COST``.
+    """
+    limits = limits or ImageLimits.from_env()
+    return Inputs(
+        read_image(image, limits.for_work(image_cost or MEASURE_COST)),
+        read_labels(labels, scheme, limits.for_work(MEASURE_COST)),
+    )
 
 
 def read_image(image: str | Path | Volume | None, limits: ImageLimits | None = None) -> Volume | None:
-    return load_image(image, limits=limits) if isinstance(image, (str, Path)) else image
+    """The image read from its file (checked there), or a Volume given in memory, checked the same way."""
+    if isinstance(image, (str, Path)) or image is None:
+        return load_image(image, limits=limits) if image is not None else None
+    name = str(image.meta.get("file_name") or "the image")
+    check_geometry(image, name)
+    return finite_image(image, name)
 
 
 def read_labels(
@@ -43,5 +59,8 @@ def read_labels(
     if labels is None or isinstance(labels, LoadedLabels):
         return labels
     if isinstance(labels, Volume):
-        return to_canonical(labels, scheme, name=str(labels.meta.get("file_name") or "label map"))
+        name = str(labels.meta.get("file_name") or "label map")
+        check_geometry(labels, name)
+        check_finite_labels(labels, name)
+        return to_canonical(labels, scheme, name=name)
     return load_label_map(labels, scheme, limits=limits)

@@ -13,6 +13,7 @@ from ..labels import LabelScheme, resolve_scheme
 from ..volume import Volume
 from .files import check_3d, read_volume_file, with_file_facts
 from .limits import ImageLimits
+from .sanity import check_finite_labels, check_geometry
 
 LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
 #: 'auto', 'native', 'canonical', a JSON file, a dict of structure -> value, or a LabelScheme.
@@ -109,4 +110,6 @@ def load_label_map(path: str | Path, scheme: SchemeSpec, *, limits: ImageLimits 
     check_label_map_path(path)
     volume = with_file_facts(read_volume_file(path, limits), path)
     check_3d(volume, path.name)
+    check_geometry(volume, path.name)
+    check_finite_labels(volume, path.name)
     return to_canonical(volume, scheme, name=path.name)

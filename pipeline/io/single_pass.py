@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import bz2
 import hashlib
-import io
 import re
 import shutil
 import tempfile
@@ -28,11 +27,17 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import InvalidInputError
-from .headers import CHUNK, VolumeHeader, check_complete, header_reader, truncated_error
+from .headers import (
+    CHUNK,
+    NIFTI_HEADER_BYTES,
+    VolumeHeader,
+    check_complete,
+    header_reader,
+    parse_nifti_header,
+    truncated_error,
+)
 from .limits import ImageLimits
 
-#: Decompressed bytes read before the header is parsed: a NIfTI-1 header (348) and its extension flag.
-NIFTI_HEADER_BYTES = 352
 TWIN_PREFIX = "kneescope-read-"
 
 
@@ -68,7 +73,7 @@ def checked_volume_file(path: Path, limits: ImageLimits) -> Iterator[CheckedFile
         yield CheckedFile(path, None, None)
         return
     header = reader(path)
-    limits.check(header.size, path.name)
+    limits.check(header.size, path.name, header.spacing)
     rewrite = _header_rewrite(header, path)
     if rewrite is None:
         check_complete(header, path.name)
@@ -125,14 +130,19 @@ class _Stream:
         return self._hash.hexdigest()
 
     def _more(self) -> bool:
+        """Decompress at most one chunk's worth more (a bomb never gets ahead of what is asked for)."""
         if self.ended:
             return False
-        chunk = self._handle.read(CHUNK)
-        self._hash.update(chunk)
-        if not chunk:
-            return False
+        pending = self._decoder.unconsumed_tail if hasattr(self._decoder, "unconsumed_tail") else b""
+        if not pending and not getattr(self._decoder, "needs_input", True):
+            pending = b""  # bz2 still holds buffered output: ask for it with no new input
+        elif not pending:
+            pending = self._handle.read(CHUNK)
+            self._hash.update(pending)
+            if not pending:
+                return False
         try:
-            self._buffer += self._decoder.decompress(chunk)
+            self._buffer += self._decoder.decompress(pending, CHUNK)
         except (zlib.error, OSError, EOFError, ValueError) as exc:
             raise InvalidInputError(f"{self._name}: the compressed image data is corrupt ({exc}).") from exc
         self.ended = bool(getattr(self._decoder, "eof", False))
@@ -148,8 +158,8 @@ def _gzip_nifti(path: Path, limits: ImageLimits, folder: Path) -> CheckedFile:
             head = stream.read(NIFTI_HEADER_BYTES)
         except InvalidInputError as exc:  # not gzip data at all: say what the file is not
             raise InvalidInputError(f"{path.name}: not a readable NIfTI file (its gzip data is corrupt).") from exc
-        header = _nifti_header(head, path)
-        limits.check(header.size, path.name)
+        header = parse_nifti_header(head, path, "gzip")
+        limits.check(header.size, path.name, header.spacing)
         expected = header.data_offset + header.payload_bytes
         with open(twin, "wb") as sink:
             sink.write(head[:expected])
@@ -157,20 +167,6 @@ def _gzip_nifti(path: Path, limits: ImageLimits, folder: Path) -> CheckedFile:
         if written < expected:
             raise truncated_error(path.name, max(written - header.data_offset, 0), header.payload_bytes, header, True)
         return CheckedFile(twin, header, stream.sha256())
-
-
-def _nifti_header(head: bytes, path: Path) -> VolumeHeader:
-    from nibabel.nifti1 import Nifti1Header
-
-    try:  # NIfTI-1 only: ITK reads no NIfTI-2 (it refuses the twin with the same message as the original)
-        header: Any = Nifti1Header.from_fileobj(io.BytesIO(head))
-        shape = tuple(int(n) for n in header.get_data_shape())
-        itemsize = int(header.get_data_dtype().itemsize)
-        offset = int(header.get_data_offset())
-    except Exception as exc:  # nibabel raises many kinds for a bad header: all mean the same to the user
-        reason = "empty file" if not head else str(exc).splitlines()[0][:120]
-        raise InvalidInputError(f"{path.name}: not a readable NIfTI file ({reason}). Is it complete?") from exc
-    return VolumeHeader("NIfTI", shape, itemsize, path, offset, "gzip", stream_includes_header=True)
 
 
 # --- NRRD and MetaImage with their compressed data attached ----------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..config import InferenceOptions
+from ..io.sanity import INPUT_NOTES
 from ..label_source import LabelSource
 from ..morphometry import Morphometry
 from ..morphometry.label_fit import laterality_warnings
@@ -63,9 +64,10 @@ def analysis_warnings(
     t2: T2Result | NotComputed,
     shape: ShapeModelResult | NotComputed,
 ) -> list[str]:
-    """QC warnings: how the labels were obtained first (demo model, reoriented grid), then whether they fit the
-    image's side, then the morphometry's, T2's and the shape model's."""
-    warnings = [DEMO_WARNING] if source.demo else []
+    """QC warnings: what was wrong with the image as read (NaN voxels masked), how the labels were obtained (demo
+    model, reoriented grid), whether they fit the image's side, then the morphometry's, T2's and the shape model's."""
+    warnings = list(image.meta.get(INPUT_NOTES, ())) if image is not None else []
+    warnings += [DEMO_WARNING] if source.demo else []
     warnings += [source.grid_note] if source.grid_note else []
     warnings += laterality_warnings(image, source.labels, morph.laterality.side, labels_given=source.given)
     warnings += [*morph.warnings, *(w for w in (t2.warning, shape.warning) if w)]

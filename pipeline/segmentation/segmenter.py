@@ -26,8 +26,10 @@ import numpy as np
 
 from ..config import InferenceOptions
 from ..errors import InvalidInputError
+from ..io.limits import CaseCost
 from ..progress import ProgressFn, no_progress
 from ..volume import Volume
+from .cost import nnunet_cost
 from .devices import select_device
 from .label_map import LabelMapping, map_model_labels
 from .postprocess import SOFT_TISSUE_MIN_PIECE_FRACTION, check_image, check_knee_found, postprocess
@@ -135,6 +137,12 @@ class Segmenter:
     @property
     def configurations(self) -> list[str]:
         return [s.configuration for s in self._stages]
+
+    @property
+    def cost(self) -> CaseCost:
+        """The memory a case costs this model per voxel (checked from an image's header before it is decoded)."""
+        last = self._stages[-1].predictor
+        return nnunet_cost(len(last.dataset_json["labels"]), tuple(last.configuration_manager.spacing))
 
     # --- prediction ---
     def predict(

@@ -196,6 +196,7 @@ def ray_session():
 def test_ray_segments_mri_on_a_gpu_pool_and_labels_on_another(ray_session, tmp_path):
     """A mixed cohort: one MRI (demo model, on the 'GPU' pool) and one label map (no model)."""
     from pipeline.config import InferenceOptions
+    from pipeline.engine_spec import EngineSpec
     from pipeline.io import write_volume
     from pipeline.synthetic import PhantomSpec, make_phantom, render_mr
 
@@ -203,17 +204,15 @@ def test_ray_segments_mri_on_a_gpu_pool_and_labels_on_another(ray_session, tmp_p
     write_volume(render_mr(knee.labels, seed=3), tmp_path / "mri.nrrd")
     write_volume(knee.labels, tmp_path / "seg.nrrd")
     (tmp_path / "m.csv").write_text("case_id,image,labels\nmri,mri.nrrd,\nseg,,seg.nrrd\n")
-    run = functools.partial(
-        run_cohort, tmp_path / "m.csv", tmp_path / "out", engine="ray", model="demo", progress=False
-    )
+    run = functools.partial(run_cohort, tmp_path / "m.csv", tmp_path / "out", engine="ray", progress=False)
     # No segmenting worker can start (no CUDA here): the MRI fails with the reason, the label map still runs.
-    first = run(inference=InferenceOptions(device="cuda"))
+    first = run(engine_spec=EngineSpec("demo", inference=InferenceOptions(device="cuda")))
     assert list(first["status"]) == ["failed", "ok"]
     assert first.loc[0, "error"] == (
         "no segmentation worker could start: KneePipelineError: Device 'cuda' is not available on this machine; "
         "use --device auto or cpu."
     )
-    table = run(retry_failed=True)
+    table = run(engine_spec=EngineSpec("demo"), retry_failed=True)
     assert list(table["status"]) == ["ok", "skipped"]
     engine = table.attrs["cohort"]["engine"]
     assert engine["workers"] == {"segmentation": 1, "labels_only": 0} and engine["gpus_per_worker"] == 1.0
