@@ -166,5 +166,7 @@ def test_a_zip_that_would_unpack_beyond_the_largest_image_is_refused_unopened(tm
         # 4 MB that compress about 8-fold: under the ratio guard (200), over what this zip may unpack to
         out.writestr("IM0001.dcm", np.random.default_rng(0).integers(0, 2, 4 * 1024**2, dtype=np.uint8).tobytes())
     assert archive.stat().st_size > 4 * 1024**2 / 200
-    with pytest.raises(InvalidInputError, match=r"would unpack to 4 MB, more than the largest knee series accepted here \(1 MB\)"):
+    with pytest.raises(
+        InvalidInputError, match=r"would unpack to 4 MB, more than the largest knee series accepted here"
+    ):
         load_image(archive, limits=limits)
