@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+
+from pipeline.engine import Engine
 
 
 def free_port() -> int:
@@ -31,7 +34,6 @@ def running_app(
     from app.settings import AppSettings
     from app.startup import build_services
     from app.ui import build_demo
-    from pipeline.engine import Engine
 
     settings = settings or AppSettings(
         workdir=workdir, max_upload_mb=max_upload_mb, max_queue=max_queue, root_path=root_path
@@ -51,3 +53,22 @@ def running_app(
         os.environ.pop("GRADIO_TEMP_DIR", None)
         if previous is not None:
             os.environ["GRADIO_TEMP_DIR"] = previous
+
+
+class GatedEngine(Engine):
+    """The real label-map engine; its analyses wait while ``gate`` is closed (to hold the app's one lane). It records
+    the case ids it started (``started``) and finished (``finished``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = threading.Event()
+        self.gate.set()
+        self.started: list[str | None] = []
+        self.finished: list[str | None] = []
+
+    def analyze(self, image=None, **kwargs):
+        self.started.append(kwargs.get("case_id"))
+        self.gate.wait(timeout=120)
+        result = super().analyze(image, **kwargs)
+        self.finished.append(kwargs.get("case_id"))
+        return result

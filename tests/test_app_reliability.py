@@ -19,28 +19,13 @@ from gradio_client import Client, handle_file
 from pipeline.engine import Engine
 from pipeline.io import write_volume
 
-from .app_fixtures import running_app
+from .app_fixtures import GatedEngine, running_app
 from .conftest import phantom
 from .dicom_fixtures import write_series
 
 NO_MODEL = "(none: analysis of label maps only)"
 STATUS = 0
 SMALL = (0.8, 0.8, 1.0)
-
-
-class GatedEngine(Engine):
-    """The real label-map engine; its analyses wait while ``gate`` is closed (to hold the app's one lane)."""
-
-    def __init__(self):
-        super().__init__()
-        self.gate = threading.Event()
-        self.gate.set()
-        self.started: list[str | None] = []
-
-    def analyze(self, image=None, **kwargs):
-        self.started.append(kwargs.get("case_id"))
-        self.gate.wait(timeout=120)
-        return super().analyze(image, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -358,24 +343,3 @@ def test_files_older_than_the_retention_are_removed_at_startup(tmp_path, monkeyp
     assert not empty_job.exists()
     assert not (gradio / ("c" * 40)).exists()
     assert not crashed_unzip.parent.exists()
-
-
-def test_login_throttling_locks_out_after_repeated_failures():
-    from app.login import ThrottledLogin
-
-    now = [1000.0]
-    login = ThrottledLogin("alice", "right", free_failures=5, first_lockout_s=2, clock=lambda: now[0])
-    assert not any(login("alice", "wrong") for _ in range(5))
-    assert login("alice", "right") is False and login.locked_for("alice") == pytest.approx(2)
-    now[0] += 2.5
-    assert login("alice", "right") is True  # the lock-out passed; success resets the count
-    for _ in range(5):
-        login("alice", "wrong")
-    assert login("alice", "wrong") is False and login.locked_for("alice") == pytest.approx(2)  # refused unchecked
-    now[0] += 2.5
-    login("alice", "wrong")
-    assert login.locked_for("alice") == pytest.approx(4)  # each further failure doubles the lock-out
-    for name in ("bob", "carol", "dave", "erin", "frank"):
-        for _ in range(4):
-            login(name, "guess")
-    assert login.locked_for("zoe") > 0  # password spraying over many names locks everyone out for a while

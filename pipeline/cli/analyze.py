@@ -115,6 +115,7 @@ def build_engine(args: argparse.Namespace, *, segment: bool):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..diskspace import ensure_free_space, results_bytes
     from ..io import file_stem, load_image, load_label_map
 
     if args.image is None and args.labels is None:
@@ -123,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
     labels = load_label_map(args.labels, args.label_scheme) if args.labels is not None else None
     image = load_image(args.image) if args.image is not None else None
     case_id = args.case_id or file_stem(Path(args.image or args.labels))
+    ensure_free_space(args.out, results_bytes((image or labels).array.size))  # before a model load and an analysis
     engine = build_engine(args, segment=args.labels is None)
     if args.shape_model:
         from ..outcome import NotComputed

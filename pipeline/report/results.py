@@ -91,10 +91,15 @@ class KneeAnalysis:
         return csv_row(self)
 
     def write(self, out_dir: str | Path, *, make_zip: bool = True) -> dict[str, Path]:
-        """Write every output file into ``out_dir`` (see docs/results-schema.md); returns name -> path."""
+        """Write every output file into ``out_dir`` (see docs/results-schema.md); returns name -> path.
+        DiskFullError, before writing, when the disk has no room for them, or when it fills up while writing."""
+        from ..diskspace import disk_full_named, ensure_free_space, results_bytes
         from .outputs import write_outputs
 
-        return write_outputs(self, Path(out_dir), make_zip=make_zip)
+        out = Path(out_dir)
+        ensure_free_space(out, results_bytes(self.labels.array.size))
+        with disk_full_named(out):
+            return write_outputs(self, out, make_zip=make_zip)
 
     def show(self, **kwargs):
         """Interactive 3-D view of the bones coloured by thickness (pyvista; trame backend in Jupyter)."""
