@@ -1,7 +1,9 @@
 """The login check for ``--auth``, with throttling that slows a guesser but cannot be turned against the real user.
 
 Gradio calls ``auth(username, password)`` for each login attempt. Two kinds of counters of failed attempts, both
-decaying (half-life ``half_life_s``), so that an old burst is forgotten:
+decaying (half-life ``half_life_s``, an hour), so that an old burst is forgotten; an hour is long enough that a
+guesser who waits out every delay still reaches the longest one (a 10-minute half-life let the count settle near a
+100 s delay):
 
 * **Per user name.** After ``free_failures`` failures under one name, that name is delayed: its attempts are refused
   unchecked for a time that doubles with each further failure (``first_delay_s`` up to ``max_delay_s``). This is
@@ -60,7 +62,7 @@ class ThrottledLogin:
         address_free_failures: int = 20,
         first_delay_s: float = 2.0,
         max_delay_s: float = 300.0,
-        half_life_s: float = 600.0,
+        half_life_s: float = 3600.0,
         clock=time.monotonic,
     ):
         self._user = user.encode()

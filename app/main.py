@@ -43,6 +43,7 @@ def launch_options(settings, services) -> dict:
         "server_port": settings.port,
         "root_path": settings.root_path or None,
         "auth": ThrottledLogin(*settings.auth) if settings.auth else None,
+        "auth_message": LOGIN_NOTICE if settings.auth else None,
         "max_file_size": f"{settings.max_upload_mb}mb",
         "show_error": False,
         "app_kwargs": {
@@ -57,6 +58,11 @@ def launch_options(settings, services) -> dict:
 
 
 SESSION_CAPACITY = 2000
+#: Shown on the login page: Gradio's page says nothing when a login is delayed (HTTP 429; app/login.py).
+LOGIN_NOTICE = (
+    "After several failed logins under one name, its logins are delayed (seconds at first, at most 5 minutes). "
+    "If Login does nothing, wait a little and try again."
+)
 
 
 def limit_malloc_arenas(arenas: int = 2) -> bool:

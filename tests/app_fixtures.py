@@ -57,7 +57,7 @@ def running_app(
 
 class GatedEngine(Engine):
     """The real label-map engine; its analyses wait while ``gate`` is closed (to hold the app's one lane). It records
-    the case ids it started (``started``) and finished (``finished``)."""
+    the case ids it started (``started``), finished (``finished``) and that failed (``failed``)."""
 
     def __init__(self):
         super().__init__()
@@ -65,10 +65,15 @@ class GatedEngine(Engine):
         self.gate.set()
         self.started: list[str | None] = []
         self.finished: list[str | None] = []
+        self.failed: list[str | None] = []
 
     def analyze(self, image=None, **kwargs):
         self.started.append(kwargs.get("case_id"))
         self.gate.wait(timeout=120)
-        result = super().analyze(image, **kwargs)
+        try:
+            result = super().analyze(image, **kwargs)
+        except BaseException:
+            self.failed.append(kwargs.get("case_id"))
+            raise
         self.finished.append(kwargs.get("case_id"))
         return result
