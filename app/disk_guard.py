@@ -13,10 +13,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 
-from pipeline.diskspace import MIN_FREE_FOR_A_CASE, ensure_free_space, free_bytes, is_disk_full
+from pipeline import diskspace
+from pipeline.diskspace import MIN_FREE_FOR_A_CASE, ensure_free_space, is_disk_full
 from pipeline.errors import DiskFullError
 
 from .retention import PARTIAL_UPLOAD_PATTERN, make_room
@@ -35,7 +37,7 @@ def ensure_room_for_a_job(services) -> None:
     policy = services.retention
     needed = int(policy.min_free_bytes) if policy is not None else MIN_FREE_FOR_A_CASE
     root = services.store.root
-    if free_bytes(root) >= needed:
+    if diskspace.free_bytes(root) >= needed:
         return
     if policy is not None:
         gradio = services.uploads.folder if services.uploads is not None else None
@@ -55,7 +57,7 @@ class UploadSpaceGuard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope.get("method") != "POST" or not UPLOAD_ROUTE.search(scope.get("path", "")):
             return await self.app(scope, receive, send)
-        if free_bytes(self.folder) < _content_length(scope) + self.keep_free_bytes:
+        if diskspace.free_bytes(self.folder) < _content_length(scope) + self.keep_free_bytes:
             logger.warning("upload refused: the disk of %s is full", self.folder)
             return await _refuse(send)
         before = _partials(self.folder)
@@ -72,7 +74,7 @@ class UploadSpaceGuard:
             if not is_disk_full(exc, self.folder):
                 raise
             for partial in _partials(self.folder) - before:
-                partial.unlink(missing_ok=True)
+                _remove_partial(partial)
             logger.warning("upload failed: the disk of %s filled up; its partial file was removed", self.folder)
             if started:
                 raise
@@ -85,6 +87,16 @@ def _partials(folder: Path) -> set[Path]:
         return {p for p in folder.glob(PARTIAL_UPLOAD_PATTERN) if p.is_file()}
     except OSError:
         return set()
+
+
+def _remove_partial(path: Path) -> None:
+    """Emptied first: Gradio still holds the file open (its traceback does), and an open file's blocks are freed
+    only when it is closed, unless it is truncated."""
+    try:
+        os.truncate(path, 0)
+        path.unlink()
+    except FileNotFoundError:
+        pass
 
 
 def _content_length(scope) -> int:

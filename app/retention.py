@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.diskspace import free_bytes
+from pipeline import diskspace
 
 from .jobs import JobStore
 from .uploads import UploadRegistry
@@ -131,7 +131,7 @@ def make_room(
 
 def _short_of_space(store: JobStore, gradio_folder: Path | None, policy: RetentionPolicy) -> bool:
     folders = [store.root] if gradio_folder is None else [store.root, gradio_folder]
-    return any(free_bytes(folder) < policy.min_free_bytes for folder in folders)
+    return any(diskspace.free_bytes(folder) < policy.min_free_bytes for folder in folders)
 
 
 def _size(path: Path) -> int:

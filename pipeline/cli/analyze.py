@@ -124,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
     labels = load_label_map(args.labels, args.label_scheme) if args.labels is not None else None
     image = load_image(args.image) if args.image is not None else None
     case_id = args.case_id or file_stem(Path(args.image or args.labels))
-    ensure_free_space(args.out, results_bytes((image or labels).array.size))  # before a model load and an analysis
+    voxels = image.array.size if image is not None else labels.volume.array.size  # type: ignore[union-attr]
+    ensure_free_space(args.out, results_bytes(voxels))  # before a model load and an analysis
     engine = build_engine(args, segment=args.labels is None)
     if args.shape_model:
         from ..outcome import NotComputed
