@@ -100,15 +100,6 @@ class JobStore:
             job.cancel.set()
         return job is not None
 
-    def stop_running(self, session: str | None) -> bool:
-        """Stop ``session``'s running job at its next progress report, leaving its waiting ones alone (Gradio's own
-        ``/cancel`` of one event); True when a job was running."""
-        with self._lock:
-            job = self._running.get(session or "")
-        if job is not None:
-            job.cancel.set()
-        return job is not None
-
     def finish(self, session: str | None, job: Job, *, keep: bool) -> None:
         """The job ended: its input copies go; its whole folder too unless ``keep`` (it has results to show)."""
         with self._lock:

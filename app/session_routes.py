@@ -4,10 +4,12 @@
   checking the login, yet they change a session's state: opening and dropping a heartbeat ends the session (its
   uploads are removed, its waiting jobs voided for good) and ``/cancel`` stops its events. With ``--auth`` they answer
   401 here unless the request carries a valid login cookie, as every other route of Gradio does.
-* **Gradio's own cancel stops the job at once.** ``/cancel`` (what ``gradio_client``'s ``job.cancel()`` sends) cancels
+* **Gradio's own cancel is the app's Cancel.** ``/cancel`` (what ``gradio_client``'s ``job.cancel()`` sends) cancels
   the event's asyncio task, which waits until the job's generator yields next (the thread running it cannot be
-  interrupted): 7-9 s between a job's page updates, while the analysis ran on and could finish. Here it first stops the
-  session's running job the app's way (its Cancel event, see app/worker.py), so the generator ends within a moment.
+  interrupted): 5-12 s, while the analysis ran on to its end (bench/app_cancel_latency.py).
+  Here a cancel of an analysis or comparison first does what the app's Cancel does for the session (app/jobs.py): its
+  running job stops at its next progress report and the page's generator ends at once (app/worker.py), and a job of
+  the session that arrived before the cancel, even one Gradio has just taken from the queue, never starts.
 * **Logs.** A session hash is the key to a session's state: :class:`RedactSessionHashes` removes it from access-log
   lines (uvicorn's, should they be enabled; Caddy's logs are filtered in deploy/Caddyfile).
 """
@@ -41,11 +43,11 @@ class SessionRouteGuard:
             return await _refuse(send)
         if self.store is not None and scope.get("method") == "POST" and CANCEL_ROUTE.search(scope["path"]):
             body = await read_body(receive)
-            self._stop_running_job(scope, body)
+            self._cancel_session_jobs(scope, body)
             receive = replay(body, receive)
         await self.app(scope, receive, send)
 
-    def _stop_running_job(self, scope, body: bytes) -> None:
+    def _cancel_session_jobs(self, scope, body: bytes) -> None:
         try:
             request = json.loads(body) if len(body) <= MAX_CANCEL_BODY else None
         except ValueError:
@@ -54,7 +56,7 @@ class SessionRouteGuard:
             return
         fn = _blocks_fn(scope, request.get("fn_index"))
         if fn is not None and getattr(fn, "concurrency_id", None) == JOB_LANE:  # a job, not a cheap view event
-            self.store.stop_running(request["session_hash"])  # type: ignore[union-attr]
+            self.store.cancel(request["session_hash"])  # type: ignore[union-attr]
 
 
 def logged_in(scope) -> bool:
