@@ -71,6 +71,15 @@ def _run(client, image=None, labels=None):
     )
 
 
+def _uploaded(services, name: str) -> list[Path]:
+    """The uploads called ``name``; an upload folder removed while it is listed is simply not there."""
+    while True:
+        try:
+            return list(services.uploads.folder.rglob(name))
+        except FileNotFoundError:
+            continue
+
+
 def _file_data(path) -> dict:
     return {"path": str(path), "meta": {"_type": "gradio.FileData"}}
 
@@ -125,15 +134,15 @@ def test_an_upload_shared_with_a_waiting_job_outlives_the_session_that_ends(app,
             time.sleep(0.1)
         leaving.close()  # its session ends: its running job is cancelled, its uploads released
         time.sleep(3)
-        assert list(services.uploads.folder.rglob("shared.nrrd")), "the waiting job's upload was deleted"
+        assert _uploaded(services, "shared.nrrd"), "the waiting job's upload was deleted"
     finally:
         engine.gate.set()
     assert "left knee" in waiting.result(timeout=120)[STATUS]
     staying.close()
     deadline = time.time() + 10
-    while list(services.uploads.folder.rglob("shared.nrrd")) and time.time() < deadline:
+    while _uploaded(services, "shared.nrrd") and time.time() < deadline:
         time.sleep(0.2)
-    assert not list(services.uploads.folder.rglob("shared.nrrd"))  # no session uses it any more
+    assert not _uploaded(services, "shared.nrrd")  # no session uses it any more
 
 
 # --- forged inputs ---------------------------------------------------------------------------------------------
