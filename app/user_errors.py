@@ -19,9 +19,9 @@ logger = logging.getLogger(__name__)
 
 def user_error(message: str) -> gr.Error:
     """The page's error for ``message``, logged as one line (the traceback at DEBUG); raise it."""
-    logger.info("refused: %s", message)
+    logger.info("page error: %s", message)
     if sys.exc_info()[0] is not None and logger.isEnabledFor(logging.DEBUG):
-        logger.debug("the refusal above came from:", exc_info=True)
+        logger.debug("the page error above came from:", exc_info=True)
     return gr.Error(message, print_exception=False)
 
 
