@@ -18,6 +18,7 @@ from .handlers import page_errors, start_job, verified_uploads
 from .jobs import Job
 from .startup import Services
 from .uploads import copy_input
+from .user_errors import user_error
 
 CHANGE_HEADERS = [
     "Region",
@@ -51,13 +52,13 @@ def run_compare(
     Like an analysis, it works on private copies of the two uploads in its job's folder (checked to be real uploads
     when its turn comes) and deletes only those."""
     if not baseline or not followup:
-        raise gr.Error("Upload both visits: the baseline and the follow-up (results zips, MRIs or label maps).")
+        raise user_error("Upload both visits: the baseline and the follow-up (results zips, MRIs or label maps).")
 
     def inputs(job: Job) -> tuple[str, str]:
         uploads = verified_uploads(services, session, baseline=baseline, followup=followup)
         for path in uploads.values():
             if path and path.stat().st_size > services.max_upload_mb * 1024 * 1024:
-                raise gr.Error(f"{path.name} is larger than the {services.max_upload_mb} MB upload limit.")
+                raise user_error(f"{path.name} is larger than the {services.max_upload_mb} MB upload limit.")
         copies = {key: copy_input(path, job.inputs / key) for key, path in uploads.items() if path}
         return str(copies["baseline"]), str(copies["followup"])
 

@@ -30,9 +30,9 @@ class QueueEntrance:
         if scope["type"] in ("http", "websocket"):
             scope.setdefault("state", {})[KEY] = time.monotonic()
         if self.uploads is not None and _is_queue_join(scope):
-            body = await _read_body(receive)
+            body = await read_body(receive)
             self._claim(body)
-            receive = _replay(body, receive)
+            receive = replay(body, receive)
         await self.app(scope, receive, send)
 
     def _claim(self, body: bytes) -> None:
@@ -60,7 +60,7 @@ def _is_queue_join(scope) -> bool:
     return scope["type"] == "http" and scope.get("method") == "POST" and scope.get("path", "").endswith("/queue/join")
 
 
-async def _read_body(receive) -> bytes:
+async def read_body(receive) -> bytes:
     chunks = []
     while True:
         message = await receive()
@@ -72,7 +72,7 @@ async def _read_body(receive) -> bytes:
     return b"".join(chunks)
 
 
-def _replay(body: bytes, receive):
+def replay(body: bytes, receive):
     delivered = False
 
     async def replayed():

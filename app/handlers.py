@@ -15,15 +15,18 @@ from pathlib import Path
 
 import gradio as gr
 
-from pipeline.errors import KneePipelineError
+from pipeline.diskspace import is_disk_full
+from pipeline.errors import DiskFullError, KneePipelineError
 from pipeline.request import AnalysisRequest
 
 from . import result_page, slice_images
+from .disk_guard import ensure_room_for_a_job
 from .examples import example_inputs, qdess_example_inputs
 from .jobs import Job, JobCancelled
 from .messages import user_message
 from .startup import Services
 from .uploads import UploadRefused, copy_input
+from .user_errors import server_disk_full, user_error
 from .worker import run_in_worker
 
 logger = logging.getLogger(__name__)
@@ -82,14 +85,14 @@ def run_upload(
 ) -> Iterator[tuple]:
     """The Run button: analyse what the user uploaded, from private copies in the job's folder."""
     if not image_path and not labels_path:
-        raise gr.Error("Upload a knee MRI (or a label map), or click 'Run the example'.")
+        raise user_error("Upload a knee MRI (or a label map), or click 'Run the example'.")
 
     def inputs(job: Job) -> tuple[str | None, str | None]:
         # Checked when the job's turn comes (a job cancelled while waiting is refused before this).
         uploads = verified_uploads(services, session, image=image_path, labels=labels_path)
         for path in uploads.values():
             if path and path.stat().st_size > services.max_upload_mb * 1024 * 1024:
-                raise gr.Error(f"{path.name} is larger than the {services.max_upload_mb} MB upload limit.")
+                raise user_error(f"{path.name} is larger than the {services.max_upload_mb} MB upload limit.")
         image, labels = uploads["image"], uploads["labels"]
         return (
             str(copy_input(image, job.inputs / "image")) if image else None,
@@ -111,7 +114,7 @@ def verified_uploads(services: Services, session: str | None, **paths: str | Non
         try:
             verified[key] = services.uploads.verify(path, what=what)
         except UploadRefused as exc:
-            raise gr.Error(str(exc)) from None
+            raise user_error(str(exc)) from None
         services.uploads.claim(session, path)
     return verified
 
@@ -135,13 +138,15 @@ def run_example(
 
 
 def start_job(services: Services, session: str | None, submitted_at: float | None, what: str) -> Job:
-    """A new job for the session; a job cancelled while it waited in the queue never starts, and its uploads go."""
+    """A new job for the session; a job cancelled while it waited in the queue never starts, and its uploads go;
+    none starts on a disk without room for its results."""
+    ensure_room_for_a_job(services)
     try:
         return services.store.create(session, submitted_at)
     except JobCancelled:
         if services.uploads is not None:
             services.uploads.release(session)  # its uploads go too, as if Cancel had come after they arrived
-        raise gr.Error(f"Cancelled: the {what} was stopped before it started, at your request.") from None
+        raise user_error(f"Cancelled: the {what} was stopped before it started, at your request.") from None
 
 
 @contextlib.contextmanager
@@ -150,15 +155,20 @@ def page_errors(job: Job, what: str) -> Iterator[None]:
     try:
         yield
     except JobCancelled:
-        raise gr.Error(f"Cancelled: the {what} was stopped at your request.") from None
+        raise user_error(f"Cancelled: the {what} was stopped at your request.") from None
+    except DiskFullError as exc:
+        raise server_disk_full(exc) from None
     except KneePipelineError as exc:
-        raise gr.Error(user_message(str(exc))) from None
+        raise user_error(user_message(str(exc))) from None
     except gr.Error:
         raise
     except Exception as exc:  # unknown failure: full details to the log, a short message to the page
+        if is_disk_full(exc, job.folder):
+            raise server_disk_full() from None
         logger.error("%s %s failed:\n%s", what, job.token, traceback.format_exc())
         raise gr.Error(
-            f"Unexpected {type(exc).__name__}; the details are in the server log (job {job.token[:8]})."
+            f"Unexpected {type(exc).__name__}; the details are in the server log (job {job.token[:8]}).",
+            print_exception=False,  # logged just above
         ) from None
 
 
@@ -283,9 +293,8 @@ def cancel(services: Services, session: str | None) -> str:
 
 
 def session_ended(services: Services, session: str | None) -> None:
-    """The page was closed: stop what it left running or waiting and remove its uploads."""
+    """The page was closed: stop what it left running, void what it left waiting (for good), remove its uploads."""
     services.store.cancel(session)
-    services.store.forget_session(session)
     if services.uploads is not None:
         services.uploads.release(session)
 

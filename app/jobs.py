@@ -7,7 +7,8 @@ retention sweep (app/retention.py), never by another user's request.
 
 Cancel, from the page or from the API, also stops jobs still waiting in the queue: it records when the session
 cancelled, and a job whose request arrived before that is refused when its turn comes, so it never starts
-(the arrival time is stamped on each request by app/entrance.py).
+(the arrival time is stamped on each request by app/entrance.py). A closed page cancels the same way, and the record
+is kept (a day, at most ``MAX_CANCELLED_SESSIONS`` sessions) so that its waiting jobs never start.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 CANCEL_MEMORY_S = 24 * 3600
+JOB_LANE = "gpu"  # the queue lane (concurrency_id) every analysis and comparison shares, one job at a time
+MAX_CANCELLED_SESSIONS = 100_000  # about 10 MB; far more sessions than a day of page loads
 
 
 class JobCancelled(Exception):
@@ -59,7 +62,8 @@ class JobStore:
         self._lock = threading.Lock()
         self._keep = keep_in_memory
         self._running: dict[str, Job] = {}  # session hash -> running job, for Cancel
-        self._cancelled_at: dict[str, float] = {}  # session hash -> time.monotonic() of its last Cancel
+        # session hash -> time.monotonic() of its last Cancel (or closed page), oldest first
+        self._cancelled_at: OrderedDict[str, float] = OrderedDict()
 
     # --- the queue ---------------------------------------------------------------------------------------------
     def create(self, session: str | None, submitted_at: float | None = None) -> Job:
@@ -85,16 +89,16 @@ class JobStore:
         now = time.monotonic()
         with self._lock:
             self._cancelled_at[session] = now
-            for old in [s for s, t in self._cancelled_at.items() if now - t > CANCEL_MEMORY_S]:
-                del self._cancelled_at[old]  # far older than any wait in the queue
+            self._cancelled_at.move_to_end(session)
+            while self._cancelled_at and (
+                len(self._cancelled_at) > MAX_CANCELLED_SESSIONS
+                or now - next(iter(self._cancelled_at.values())) > CANCEL_MEMORY_S  # far older than any wait
+            ):
+                self._cancelled_at.popitem(last=False)
             job = self._running.get(session)
         if job is not None:
             job.cancel.set()
         return job is not None
-
-    def forget_session(self, session: str | None) -> None:
-        with self._lock:
-            self._cancelled_at.pop(session or "", None)
 
     def finish(self, session: str | None, job: Job, *, keep: bool) -> None:
         """The job ended: its input copies go; its whole folder too unless ``keep`` (it has results to show)."""

@@ -15,24 +15,40 @@ logger = logging.getLogger("kneescope")
 
 def launch_options(settings, services) -> dict:
     """``demo.launch`` keywords shared by the server and the in-process test app: login (throttled), upload limit,
-    the app's own authenticated route to the interactive viewers, and the arrival stamp that lets Cancel stop jobs
-    still waiting in the queue."""
+    the app's own authenticated route to the interactive viewers, and its middleware (outermost first): security
+    headers on every response, the client's address for the login throttle, the login on Gradio's session routes,
+    uploads refused on a full disk, and the arrival stamp that lets Cancel stop jobs still waiting in the queue."""
     from starlette.middleware import Middleware
 
+    from .disk_guard import UploadSpaceGuard
     from .entrance import QueueEntrance
-    from .login import ThrottledLogin
+    from .login import ClientAddress, ThrottledLogin
+    from .security_headers import SecurityHeaders
+    from .session_routes import SessionRouteGuard, keep_session_hashes_out_of_logs
     from .viewer_routes import viewer_routes
+
+    keep_session_hashes_out_of_logs()
+    keep_free = services.retention.min_free_bytes if services.retention is not None else 0
+    middleware = [
+        Middleware(SecurityHeaders),
+        Middleware(ClientAddress),
+        Middleware(SessionRouteGuard, auth_required=settings.auth is not None, store=services.store),
+    ]
+    if services.uploads is not None:
+        middleware.append(Middleware(UploadSpaceGuard, folder=services.uploads.folder, keep_free_bytes=keep_free))
+    middleware.append(Middleware(QueueEntrance, uploads=services.uploads))
 
     return {
         "server_name": settings.host,
         "server_port": settings.port,
         "root_path": settings.root_path or None,
         "auth": ThrottledLogin(*settings.auth) if settings.auth else None,
+        "auth_message": LOGIN_NOTICE if settings.auth else None,
         "max_file_size": f"{settings.max_upload_mb}mb",
         "show_error": False,
         "app_kwargs": {
             "routes": viewer_routes(services.viewers),
-            "middleware": [Middleware(QueueEntrance, uploads=services.uploads)],
+            "middleware": middleware,
         },
         "allowed_paths": job_folders_to_allow(services.store.root),
         # Gradio keeps every session's state (about 0.3-1 MB) until this many newer sessions evict it: bounded here
@@ -42,6 +58,11 @@ def launch_options(settings, services) -> dict:
 
 
 SESSION_CAPACITY = 2000
+#: Shown on the login page: Gradio's page says nothing when a login is delayed (HTTP 429; app/login.py).
+LOGIN_NOTICE = (
+    "After several failed logins under one name, its logins are delayed (seconds at first, at most 5 minutes). "
+    "If Login does nothing, wait a little and try again."
+)
 
 
 def limit_malloc_arenas(arenas: int = 2) -> bool:

@@ -4,8 +4,10 @@ Gradio's ``delete_cache`` only removes files the running process created, so aft
 cached slice images and results from before would stay on disk, and fetchable by URL, for ever. This sweep works
 from the disk instead: at startup and then periodically, every entry of the jobs folder and of Gradio's upload and
 cache folder (and any zip left unpacked in the temp dir by a crash) whose newest file is older than the retention
-time is deleted; empty job folders go at once; then the oldest job folders while the jobs take more than the disk
-bound. Running jobs are never touched.
+time is deleted; empty job folders go at once, and uploads Gradio left half-written (a client gone, a full disk)
+after an hour; then the oldest job folders and Gradio cache entries while together they take more than the disk
+bound, or while the disk has less free space than the policy's minimum (``make_room``, also called before a job
+starts on a disk short of space). Running jobs and uploads a session still uses are never touched.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline import diskspace
+
 from .jobs import JobStore
 from .uploads import UploadRegistry
 
@@ -27,13 +31,19 @@ logger = logging.getLogger(__name__)
 UNZIP_PATTERN = "kneescope-unzip-*"
 
 
+PARTIAL_UPLOAD_PATTERN = "tmp*"  # Gradio writes an upload to <folder>/tmpXXXX, then renames it into a hash folder
+PARTIAL_UPLOAD_AGE_S = 3600.0
+
+
 @dataclass(frozen=True)
 class RetentionPolicy:
-    """How long files are kept and how much disk the job folders may take."""
+    """How long files are kept, how much disk the job folders and Gradio's cache may take together, and how much
+    free space to keep."""
 
     max_age_s: float
-    max_job_bytes: float
+    max_bytes: float
     every_s: float = 600.0
+    min_free_bytes: float = 0.0
 
 
 def newest_mtime(path: Path) -> float:
@@ -78,7 +88,7 @@ def sweep_by_age(
 
 
 def sweep_jobs(store: JobStore, policy: RetentionPolicy, *, now: float | None = None) -> int:
-    """Old and empty job folders, then the oldest while over the disk bound; running jobs are skipped."""
+    """Old and empty job folders; running jobs are skipped."""
     running = store.running_folders()
     removed = 0
     for folder in [p for p in store.root.iterdir() if p.is_dir() and p not in running]:
@@ -90,24 +100,59 @@ def sweep_jobs(store: JobStore, policy: RetentionPolicy, *, now: float | None = 
     removed += sweep_by_age(store.root, max_age_s=policy.max_age_s, keep=running, now=now)
     for name in before - {p.name for p in store.root.iterdir()}:
         store.forget(store.root / name)
-    removed += _enforce_disk_bound(store, policy.max_job_bytes, running)
     return removed
 
 
-def _enforce_disk_bound(store: JobStore, max_bytes: float, running: set[Path]) -> int:
-    folders = sorted((p for p in store.root.iterdir() if p.is_dir()), key=newest_mtime)
-    sizes = {p: sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) for p in folders}
+def make_room(
+    store: JobStore, gradio_folder: Path | None, policy: RetentionPolicy, uploads: UploadRegistry | None = None
+) -> int:
+    """Remove the oldest job folders and Gradio cache entries (uploads, returned files) while together they take more
+    than ``policy.max_bytes`` or the disk has less than ``policy.min_free_bytes`` free; running jobs and uploads in
+    use are kept. Returns how many entries were removed."""
+    running = store.running_folders()
+    entries = [p for p in store.root.iterdir() if p.is_dir()]
+    if gradio_folder is not None and gradio_folder.is_dir():
+        entries += list(gradio_folder.iterdir())
+    sizes = {p: _size(p) for p in entries}
     total, removed = sum(sizes.values()), 0
-    for folder in folders:
-        if total <= max_bytes:
+    for entry in sorted(entries, key=_last_use):
+        if total <= policy.max_bytes and not _short_of_space(store, gradio_folder, policy):
             break
-        if folder in running:
+        if entry in running or (uploads is not None and _in_use(entry, uploads)):
             continue
-        remove(folder)
-        store.forget(folder)
-        total -= sizes[folder]
+        remove(entry)
+        store.forget(entry)
+        total -= sizes[entry]
         removed += 1
+    if _short_of_space(store, gradio_folder, policy):
+        logger.warning("retention: less than %.1f GB free with every old file removed", policy.min_free_bytes / 1e9)
     return removed
+
+
+def _short_of_space(store: JobStore, gradio_folder: Path | None, policy: RetentionPolicy) -> bool:
+    folders = [store.root] if gradio_folder is None else [store.root, gradio_folder]
+    return any(diskspace.free_bytes(folder) < policy.min_free_bytes for folder in folders)
+
+
+def _size(path: Path) -> int:
+    try:
+        if path.is_file():
+            return path.stat().st_size
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    except FileNotFoundError:
+        return 0
+
+
+def _last_use(path: Path) -> float:
+    try:
+        return newest_mtime(path)
+    except FileNotFoundError:
+        return 0.0
+
+
+def _in_use(entry: Path, uploads: UploadRegistry) -> bool:
+    files = [entry] if entry.is_file() else [f for f in entry.rglob("*") if f.is_file()]
+    return any(uploads.in_use(f) for f in files)
 
 
 def sweep_all(
@@ -117,6 +162,9 @@ def sweep_all(
     removed = sweep_jobs(store, policy)
     if gradio_folder is not None:
         removed += sweep_by_age(gradio_folder, max_age_s=policy.max_age_s)
+        partial_age = min(PARTIAL_UPLOAD_AGE_S, policy.max_age_s)
+        removed += sweep_by_age(gradio_folder, max_age_s=partial_age, pattern=PARTIAL_UPLOAD_PATTERN)
+    removed += make_room(store, gradio_folder, policy, uploads)
     # zips unpacked by a process that crashed before removing them (pipeline/io/archives.py)
     removed += sweep_by_age(Path(tempfile.gettempdir()), max_age_s=policy.max_age_s, pattern=UNZIP_PATTERN)
     if uploads is not None:

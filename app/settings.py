@@ -23,7 +23,8 @@ class AppSettings:
     workdir: Path = Path(tempfile.gettempdir()) / "kneescope"
     retention_hours: float = 24.0
     max_queue: int = 8
-    max_disk_gb: float = 20.0
+    max_disk_gb: float = 20.0  # job folders and Gradio's cache together
+    min_free_gb: float = 1.0  # free space kept on the disk: old results go first, then new jobs and uploads wait
     model_dir: Path | None = None
     max_voxels: int = DEFAULT_MAX_VOXELS  # largest image accepted, decided from headers before decoding
     max_axis: int = DEFAULT_MAX_AXIS
@@ -64,6 +65,13 @@ class AppSettings:
         parser.add_argument("--workdir", default=env("KNEESCOPE_WORKDIR", str(cls.workdir)))
         parser.add_argument("--retention-hours", type=float, default=float(env("KNEESCOPE_RETENTION_HOURS", "24")))
         parser.add_argument("--max-queue", type=int, default=int(env("KNEESCOPE_MAX_QUEUE", "8")))
+        parser.add_argument(
+            "--min-free-gb",
+            type=float,
+            default=float(env("KNEESCOPE_MIN_FREE_GB", str(cls.min_free_gb))),
+            help="free disk space to keep: the oldest results are removed to keep it, and no job or upload starts "
+            "without it (default 1)",
+        )
         parser.add_argument(
             "--model-dir",
             default=env("KNEESCOPE_MODEL_DIR"),
@@ -117,6 +125,7 @@ class AppSettings:
             workdir=Path(args.workdir),
             retention_hours=args.retention_hours,
             max_queue=args.max_queue,
+            min_free_gb=args.min_free_gb,
             model_dir=Path(args.model_dir) if args.model_dir else None,
             max_voxels=args.max_voxels,
             max_axis=args.max_axis,

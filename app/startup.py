@@ -34,6 +34,7 @@ class Services:
     shape_reason: str | None = None  # why the shape model is unavailable
     limits: ImageLimits = field(default_factory=ImageLimits)  # largest image accepted (--max-voxels/--max-axis)
     uploads: UploadRegistry | None = None  # which inputs are real uploads, and who uses them
+    retention: RetentionPolicy | None = None  # what is kept on disk, and the free space kept (app/retention.py)
 
 
 def load_engine(settings: AppSettings) -> Engine:
@@ -65,7 +66,11 @@ def build_services(settings: AppSettings, *, engine: Engine | None = None) -> Se
         log_doctor_report(settings)
         engine = load_engine(settings)
     store = JobStore(settings.workdir)
-    policy = RetentionPolicy(max_age_s=settings.retention_hours * 3600, max_job_bytes=settings.max_disk_gb * 1e9)
+    policy = RetentionPolicy(
+        max_age_s=settings.retention_hours * 3600,
+        max_bytes=settings.max_disk_gb * 1e9,
+        min_free_bytes=settings.min_free_gb * 1e9,
+    )
     uploads = UploadRegistry(upload_folder)  # ui.build_demo hands it Gradio's record of uploads
     start_sweeper(store, upload_folder, policy, uploads)
     shape = engine.shape_options()
@@ -84,6 +89,7 @@ def build_services(settings: AppSettings, *, engine: Engine | None = None) -> Se
         viewers=ViewerPool(),
         limits=settings.image_limits,
         uploads=uploads,
+        retention=policy,
     )
 
 

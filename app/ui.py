@@ -12,6 +12,7 @@ import gradio as gr
 
 from . import compare, handlers, result_page, result_tables, slice_images
 from .handlers import OUTPUT_NAMES, PageOptions
+from .jobs import JOB_LANE
 from .result_page import LAYER_CARTILAGE, LAYER_MENISCI, LAYER_SHAPE
 from .settings import AppSettings
 from .startup import Services
@@ -167,7 +168,7 @@ def _wire_jobs(services: Services, c: SimpleNamespace, r: SimpleNamespace) -> No
     """The heavy events: one queue lane ("gpu") for every analysis, then the 3-D view as its own event."""
     targets = {"status": c.status, **{name: getattr(r, name) for name in OUTPUT_NAMES if name != "status"}}
     outputs = [targets[name] for name in OUTPUT_NAMES]
-    lane = {"concurrency_id": "gpu", "concurrency_limit": 1}
+    lane = {"concurrency_id": JOB_LANE, "concurrency_limit": 1}
 
     def options(scheme, model, mirroring, t2, opacity, shape) -> PageOptions:
         return PageOptions(scheme, model, bool(mirroring), t2, float(opacity), bool(shape))
@@ -319,7 +320,7 @@ def _compare_tab(services: Services) -> None:
 
 def _wire_compare(services: Services, c: SimpleNamespace, outputs: list) -> None:
     """Compare and example buttons in the analyses' queue lane, then the 3-D map as its own event; Cancel."""
-    lane = {"concurrency_id": "gpu", "concurrency_limit": 1}
+    lane = {"concurrency_id": JOB_LANE, "concurrency_limit": 1}
 
     def run_job(base, follow, chosen_scheme, mm, request: gr.Request, progress=gr.Progress()):
         submitted = handlers.submitted_at(request)

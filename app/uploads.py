@@ -18,6 +18,8 @@ from collections import defaultdict
 from collections.abc import Set
 from pathlib import Path
 
+from pipeline.diskspace import ensure_free_space
+
 logger = logging.getLogger(__name__)
 
 
@@ -110,7 +112,7 @@ def _remove_upload(path: Path, folder: Path) -> None:
 
 def copy_input(path: str | Path, target: Path) -> Path:
     """A private copy of an input inside the job's folder: a hard link when possible (no bytes copied; deleting
-    either name leaves the other), else a real copy."""
+    either name leaves the other), else a real copy (DiskFullError when it does not fit)."""
     source = Path(path)
     target.mkdir(parents=True, exist_ok=True)
     destination = target / source.name
@@ -119,5 +121,6 @@ def copy_input(path: str | Path, target: Path) -> Path:
     try:
         os.link(source, destination)
     except OSError:  # another file system, or links not allowed
+        ensure_free_space(target, source.stat().st_size, f"a copy of {source.name}")
         shutil.copyfile(source, destination)
     return destination

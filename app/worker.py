@@ -2,7 +2,8 @@
 
 The engine reports progress and hands over the image and label map as soon as they exist (``on_volume``); the
 page's generator turns those events into updates. Cancel sets the job's event; the worker raises at its next
-progress report, so a cancelled or abandoned job stops instead of running on.
+progress report, so a cancelled or abandoned job stops instead of running on; the page's generator does not wait for
+that report: it ends within ``CANCEL_POLL_S`` of Cancel (Gradio's own ``/cancel`` waits for it to end).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pipeline.engine import Engine
 from pipeline.request import AnalysisRequest
 
 from .jobs import Job
+
+CANCEL_POLL_S = 0.2
 
 
 def run_in_worker(engine: Engine, job: Job, request: AnalysisRequest) -> Iterator[tuple[str, object]]:
@@ -36,7 +39,11 @@ def run_in_worker(engine: Engine, job: Job, request: AnalysisRequest) -> Iterato
     worker = threading.Thread(target=work, name=f"job-{job.token[:8]}", daemon=True)
     worker.start()
     while True:
-        kind, value = events.get()
+        try:
+            kind, value = events.get(timeout=CANCEL_POLL_S)
+        except queue.Empty:
+            job.check_cancelled()
+            continue
         if kind == "error":
             raise value  # type: ignore[misc]
         yield kind, value

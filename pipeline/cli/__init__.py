@@ -1,7 +1,7 @@
 """Command line: ``python -m pipeline analyze|batch|example|synth|weights|doctor``.
 
 One module per command family registers its subparser. Errors the pipeline raises on purpose are printed as one
-line (exit code 2), never as a traceback.
+line (exit code 2), never as a traceback; so is a disk that filled up (pipeline/diskspace.py).
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
-from ..errors import KneePipelineError
+from ..diskspace import is_disk_full
+from ..errors import DiskFullError, KneePipelineError
 from . import analyze, batch, compare, synth, weights
 
 
@@ -47,4 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KneePipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a disk that filled up in a write not made by the result writers (batch records, temp)
+        if not is_disk_full(exc):
+            raise
+        print(f"error: {DiskFullError('the output', 'its folder')}", file=sys.stderr)
         return 2

@@ -135,6 +135,7 @@ def build_engine(args: argparse.Namespace, *, segment: bool):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..diskspace import ensure_free_space, results_bytes
     from ..io.inputs import read_inputs
     from ..segmentation.loading import segmentation_cost
 
@@ -149,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
         cost = segmentation_cost(spec.model, spec.folder, fallback_to_demo=spec.fallback_to_demo)
     inputs = read_inputs(request.image, request.labels, request.label_scheme, request.limits, image_cost=cost)
     request = request.with_changes(image=inputs.image, labels=inputs.labels)
+    grid = inputs.image if inputs.image is not None else inputs.labels.volume  # type: ignore[union-attr]
+    ensure_free_space(args.out, results_bytes(grid.array.size))  # before a model load and an analysis
     engine = build_engine(args, segment=request.needs_segmentation)
     if args.shape_model:
         from ..outcome import NotComputed

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import InvalidInputError, KneePipelineError
+from ..diskspace import MIN_FREE_FOR_A_CASE, ensure_free_space, is_disk_full
+from ..errors import DiskFullError, InvalidInputError, KneePipelineError
 from ..io import LABEL_SUFFIXES, image_kind
 from ..labels import resolve_scheme
 from ..report.table import row_of
@@ -62,6 +63,7 @@ def analyse_case(engine: Engine, case: CohortCase, store: CohortStore, options: 
     attempt, details = None, None
     try:
         attempt, interrupted = store.start_attempt(case.case_id)
+        ensure_free_space(attempt, MIN_FREE_FOR_A_CASE, "the case's results")  # no analysis that cannot be kept
         result = engine.run(case.request(options.request))
         results = result.to_dict()  # once: the files and the cohort row read the same dict
         result.write(attempt, make_zip=options.make_zip, results=results)
@@ -74,8 +76,11 @@ def analyse_case(engine: Engine, case: CohortCase, store: CohortStore, options: 
         outcome = failed(case.case_id, str(exc), kind, inputs=case.inputs(), seconds=time.perf_counter() - start)
     except Exception as exc:  # a bug or a resource problem: the cohort goes on, the traceback is kept
         details = traceback.format_exc()
-        message = f"{type(exc).__name__}: {exc} (traceback in failed/{case.case_id}.json)"
-        outcome = failed(case.case_id, message, CRASH, inputs=case.inputs(), seconds=time.perf_counter() - start)
+        if is_disk_full(exc, store.root):  # written outside the result writers: said as such all the same
+            message, kind = str(DiskFullError("the case's results", store.root.name)), ANALYSIS
+        else:
+            message, kind = f"{type(exc).__name__}: {exc} (traceback in failed/{case.case_id}.json)", CRASH
+        outcome = failed(case.case_id, message, kind, inputs=case.inputs(), seconds=time.perf_counter() - start)
     finally:
         if attempt is not None:
             store.discard(attempt)

@@ -194,10 +194,13 @@ class KneeChange:
 
     def write(self, out_dir: str | Path, *, analyses: bool = True, make_zip: bool = True) -> dict[str, Path]:
         """Write change.json, change.csv, provenance, meshes/<bone>_change.vtk, change.glb and its colour bar into
-        ``out_dir``; with ``analyses``, also the analyses made here (``baseline/``, ``followup/``)."""
+        ``out_dir``; with ``analyses``, also the analyses made here (``baseline/``, ``followup/``). DiskFullError when
+        the disk fills up while writing (the analyses check their own room first)."""
+        from ..diskspace import disk_full_named
         from .outputs import write_change
 
-        return write_change(self, Path(out_dir), analyses=analyses, make_zip=make_zip)
+        with disk_full_named(out_dir, "the comparison's results"):
+            return write_change(self, Path(out_dir), analyses=analyses, make_zip=make_zip)
 
 
 def _round(value: float | None, digits: int) -> float | None:

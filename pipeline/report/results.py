@@ -91,10 +91,15 @@ class KneeAnalysis:
 
     def write(self, out_dir: str | Path, *, make_zip: bool = True, results: dict | None = None) -> dict[str, Path]:
         """Write every output file into ``out_dir`` (see docs/results-schema.md); returns name -> path.
-        ``results``: this analysis's ``to_dict()`` when the caller has made it already (made once per case)."""
+        ``results``: this analysis's ``to_dict()`` when the caller has made it already (made once per case).
+        DiskFullError, before writing, when the disk has no room for them, or when it fills up while writing."""
+        from ..diskspace import disk_full_named, ensure_free_space, results_bytes
         from .outputs import write_outputs
 
-        return write_outputs(self, Path(out_dir), make_zip=make_zip, results=results)
+        out = Path(out_dir)
+        ensure_free_space(out, results_bytes(self.labels.array.size))
+        with disk_full_named(out):
+            return write_outputs(self, out, make_zip=make_zip, results=results)
 
     def show(self, **kwargs):
         """Interactive 3-D view of the bones coloured by thickness (pyvista; trame backend in Jupyter)."""

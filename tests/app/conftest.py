@@ -3,29 +3,11 @@ job running while others queue), shared by the test modules that use it, and sma
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
-from pipeline.engine import Engine
 from pipeline.io import write_volume
-from tests.fixtures.app import SMALL, running_app
+from tests.fixtures.app import SMALL, GatedEngine, running_app
 from tests.fixtures.knees import phantom
-
-
-class GatedEngine(Engine):
-    """The real label-map engine; its analyses wait while ``gate`` is closed (to hold the app's one lane)."""
-
-    def __init__(self):
-        super().__init__()
-        self.gate = threading.Event()
-        self.gate.set()
-        self.started: list[str | None] = []
-
-    def run(self, request, **kwargs):
-        self.started.append(request.case_id)
-        self.gate.wait(timeout=120)
-        return super().run(request, **kwargs)
 
 
 @pytest.fixture(scope="session")

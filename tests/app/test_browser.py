@@ -22,6 +22,11 @@ ARGS = [
     "--disable-dev-shm-usage",
 ]
 ARTIFACTS = REPO / "test-artifacts"
+CSP_LISTENER = """
+window.cspViolations = [];
+document.addEventListener("securitypolicyviolation", e => window.cspViolations.push(
+    `${e.violatedDirective} blocked ${e.blockedURI} (${e.sourceFile}:${e.lineNumber})`));
+"""
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (apt-get install chromium)")
 
@@ -33,6 +38,7 @@ def test_example_in_the_browser(tmp_path):
     with running_app(tmp_path) as (url, _), sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         page = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
+        page.add_init_script(CSP_LISTENER)  # the app's Content-Security-Policy must not block any part of the page
         page.goto(url, wait_until="load")
         expect(page.locator("#notice")).to_contain_text("Research use only")
         page.click("#example-btn")
@@ -52,6 +58,7 @@ def test_example_in_the_browser(tmp_path):
         expect(table).to_contain_text("medial tibial")
         expect(table).to_contain_text("femoral trochlea")
         page.screenshot(path=str(ARTIFACTS / "metrics.png"), full_page=True)
+        assert page.evaluate("window.cspViolations") == []
         browser.close()
     assert (ARTIFACTS / "model3d.png").stat().st_size > 5_000
 
