@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from ..engine import Engine
 
 #: Test hook: a marker path; the first worker to finish writing a case (and find no marker) creates it and kills
-#: its own process before committing, as a lost machine would. Used by tests/test_cohort.py only.
+#: its own process before committing, as a lost machine would. The hook is armed only while the marker's folder
+#: exists. Used by the cohort tests only (``pairs_runner`` has the same hook for comparisons).
 KILL_ONCE_ENV = "KNEESCOPE_COHORT_TEST_KILL_ONCE"
 
 
@@ -89,7 +90,7 @@ def analyse_case(engine: Engine, case: CohortCase, store: CohortStore, options: 
             case_id=case.case_id,
         )
         result.write(attempt, make_zip=options.make_zip)
-        _test_kill_once()
+        kill_once_for_tests(KILL_ONCE_ENV)
         outcome = _succeeded(case, result, time.perf_counter() - start, interrupted)
         store.commit(attempt, outcome)
         return outcome
@@ -125,12 +126,12 @@ def _succeeded(case: CohortCase, result, seconds: float, interrupted: int) -> Ca
     )
 
 
-def _test_kill_once() -> None:
-    marker = os.environ.get(KILL_ONCE_ENV)
+def kill_once_for_tests(variable: str) -> None:
+    marker = os.environ.get(variable)
     if not marker:
         return
     try:
         Path(marker).open("x").close()  # exclusive create: exactly one process, once, across the cluster
-    except FileExistsError:
+    except (FileExistsError, FileNotFoundError):  # killed already, or not armed (no folder)
         return
     os.kill(os.getpid(), signal.SIGKILL)
