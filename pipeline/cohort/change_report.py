@@ -127,7 +127,7 @@ def _failed_pairs(failed: pd.DataFrame) -> str:
 def _srm_table(stats: pd.DataFrame) -> str:
     rows = "".join(
         f"<tr><td>{_e(_measure(r.measure))}</td><td>{r.n}</td><td>{_number(r.mean_mm)}</td>"
-        f"<td>{_number(r.sd_mm)}</td><td>{_number(r.srm, 2)}</td>"
+        f"<td>{_number(r.sd_mm, signed=False)}</td><td>{_number(r.srm, 2)}</td>"
         f"<td>{_number(r.srm_ci_low, 2)} to {_number(r.srm_ci_high, 2)}</td></tr>"
         for r in stats.itertuples()
     )
@@ -169,12 +169,14 @@ def _measure(name: str) -> str:
     return name.removesuffix("_change_mean_mm").replace("_", " ")
 
 
-def _number(value: object, digits: int = 3) -> str:
+def _number(value: object, digits: int = 3, *, signed: bool = True) -> str:
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return ""
-    return f"{number:+.{digits}f}" if np.isfinite(number) else "–"
+    if not np.isfinite(number):
+        return "–"
+    return f"{number:+.{digits}f}" if signed else f"{number:.{digits}f}"
 
 
 def _e(value: object) -> str:

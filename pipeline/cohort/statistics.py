@@ -5,7 +5,7 @@ subjects by their label) and each measure (every region's mean thickness change,
 
 * all pairs: n, mean change, SD of change (ddof 1), the standardized response mean SRM = mean / SD, and its
   bootstrap 95 % interval (percentile method, ``BOOTSTRAP_RESAMPLES`` resamples of the pairs, seeded, so a run
-  repeats exactly; resamples whose SD is 0 are left out);
+  repeats exactly; resamples with no spread, SD below ``FLAT_SD_MM``, are left out);
 * with a ``group`` column, per group: n, mean, SD and the mean's 95 % interval (Student t, n - 1 degrees of
   freedom), and the standardized difference from the first group in manifest order (Cohen's d: difference of
   means over the pooled SD).
@@ -27,6 +27,8 @@ BOOTSTRAP_SEED = 0
 CONFIDENCE = 0.95
 #: fewer pairs than this: no bootstrap interval (too few distinct resamples to mean anything).
 MIN_BOOTSTRAP_PAIRS = 3
+#: an SD below this (mm) is no spread: equal values give a rounding-error SD, not a ratio worth reporting.
+FLAT_SD_MM = 1e-9
 GROUP = "group"
 COLUMNS = (
     "baseline_visit",
@@ -58,7 +60,7 @@ def srm(values: np.ndarray) -> float:
     if len(values) < 2:
         return float("nan")
     sd = float(np.std(values, ddof=1))
-    return float(np.mean(values)) / sd if sd > 0 else float("nan")
+    return float(np.mean(values)) / sd if sd > FLAT_SD_MM else float("nan")
 
 
 def bootstrap_srm_interval(
@@ -70,7 +72,7 @@ def bootstrap_srm_interval(
         return float("nan"), float("nan")
     draws = values[np.random.default_rng(seed).integers(0, n, size=(resamples, n))]
     sd = draws.std(axis=1, ddof=1)
-    spread = sd > 0
+    spread = sd > FLAT_SD_MM
     if not spread.any():
         return float("nan"), float("nan")
     ratios = draws.mean(axis=1)[spread] / sd[spread]
@@ -97,7 +99,7 @@ def standardized_difference(values: np.ndarray, reference: np.ndarray) -> float:
     if n < 2 or m < 2:
         return float("nan")
     pooled = np.sqrt(((n - 1) * np.var(values, ddof=1) + (m - 1) * np.var(reference, ddof=1)) / (n + m - 2))
-    return float((np.mean(values) - np.mean(reference)) / pooled) if pooled > 0 else float("nan")
+    return float((np.mean(values) - np.mean(reference)) / pooled) if pooled > FLAT_SD_MM else float("nan")
 
 
 def change_statistics(table: pd.DataFrame, *, seed: int = BOOTSTRAP_SEED) -> pd.DataFrame:
