@@ -21,7 +21,7 @@ from ..morphometry.mesh import Surface
 from ..progress import ProgressFn, StageTimer, no_progress, scaled
 from ..report.provenance import build_provenance
 from .change import KneeChange, RegionChange, VolumeChange
-from .registration import BoneRegistration, RegistrationOptions, register_both_ways
+from .registration import BoneRegistration, RegistrationOptions, register_bone, register_both_ways
 from .transfer import RAY_SMOOTHING_MM, TransferredThickness, transfer_thickness
 from .visits import Visit, VisitInput, load_visit
 
@@ -220,7 +220,8 @@ def registration_warnings(registrations, limit_mm: float) -> list[str]:
 
 
 def _register(base: Visit, fu: Visit, bone: str, options: CompareOptions) -> BoneRegistration:
-    return register_both_ways(
+    register = register_both_ways if options.registration.both_ways else register_bone
+    return register(
         fu.bones[bone],
         base.bones[bone],
         followup_grid=fu.labels,

@@ -96,6 +96,7 @@ class RegistrationOptions:
     tolerance_mm: float = 1e-5  # stop when an update moves no point by more than this
     good_fit_mm: float = 0.5  # a rotation-free fit this close needs no other start
     prefer_unrotated: float = 1.25  # the rotation-free fit wins unless another's residual is this much smaller
+    both_ways: bool = True  # register both ways and take the midpoint (False: follow-up onto baseline only)
 
 
 @dataclass(frozen=True)
