@@ -13,7 +13,12 @@ Printed: wall time and cases per hour of each, their ratios, how the seconds of 
 segmentation and the rest, and the largest difference between the three runs' thickness numbers (the same code
 must give the same numbers).
 
-    .venv/bin/python bench/cohort.py [--quick] [--json out.json]
+``--longitudinal`` (issue 24): a cohort of subjects x 3 visits (synthetic label maps; each follow-up with known
+change, moved and voxelised afresh), run by ``batch --longitudinal`` locally and on Ray with 2 workers. Printed:
+visits (subjects x visits) per hour and pairs per hour of each, Ray vs local, the share of the workers' seconds
+spent comparing, and the largest difference between the two runs' change numbers and from the truth.
+
+    .venv/bin/python bench/cohort.py [--quick] [--longitudinal [--subjects 6]] [--json out.json]
 """
 
 from __future__ import annotations
@@ -100,12 +105,97 @@ def loop_table(out: Path) -> pd.DataFrame:
     return pd.concat([pd.read_csv(p) for p in sorted(out.glob("*/results.csv"))]).set_index("case_id")
 
 
+#: visit -> (regional change per subject number: a function of it, rotation, translation)
+FOLLOWUPS = {
+    "V12": (lambda k: {"medial_tibial": -0.10 - 0.05 * (k % 3), "femoral": -0.05 * (k % 2)}, (4, -3, 2), (3, -2, 4)),
+    "V24": (lambda k: {"medial_tibial": -0.25 - 0.05 * (k % 3), "patellar": 0.1}, (-3, 5, -2), (-4, 3, 2)),
+}
+
+
+def make_longitudinal_cohort(folder: Path, *, subjects: int, spacing: tuple[float, float, float]) -> Path:
+    """subjects x 3 visits (V00 as generated, V12 and V24 changed, moved and resampled); truth beside each."""
+    from pipeline.io import write_volume
+    from pipeline.synthetic import PhantomSpec, make_phantom
+    from pipeline.synthetic.followup import make_followup
+
+    rows = ["subject_id,visit,labels,group"]
+    for k in range(subjects):
+        side = ("right", "left")[k % 2]
+        spec = PhantomSpec(side=side, femoral_mm=1.9 + 0.1 * (k % 4), tibial_mm=2.0, spacing=spacing)
+        write_volume(make_phantom(spec).labels, folder / f"s{k:02d}_V00.nii.gz")
+        rows.append(f"s{k:02d},V00,s{k:02d}_V00.nii.gz,{'AB'[k % 2]}")
+        for visit, (changes, rotation, translation) in FOLLOWUPS.items():
+            fu = make_followup(spec, changes=changes(k), rotation_deg=rotation, translation_mm=translation,
+                               resample=True)  # fmt: skip
+            write_volume(fu.phantom.labels, folder / f"s{k:02d}_{visit}.nii.gz")
+            (folder / f"s{k:02d}_{visit}.json").write_text(json.dumps(fu.changes_mm))
+            rows.append(f"s{k:02d},{visit},s{k:02d}_{visit}.nii.gz,{'AB'[k % 2]}")
+    manifest = folder / "MANIFEST.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    return manifest
+
+
+def longitudinal(args: argparse.Namespace, spacing: tuple[float, float, float]) -> dict:
+    from pipeline import labels as L
+
+    n_visits, n_pairs = 3 * args.subjects, 2 * args.subjects
+    with tempfile.TemporaryDirectory(prefix="kneescope_longitudinal_bench_") as tmp:
+        folder = Path(tmp)
+        manifest = make_longitudinal_cohort(folder / "data", subjects=args.subjects, spacing=spacing)
+        load_before = os.getloadavg()
+        walls = {
+            "local": run_batch(manifest, folder / "local", "--longitudinal", "--engine", "local"),
+            "ray_2_workers": run_batch(manifest, folder / "ray", "--longitudinal", "--engine", "ray", "--workers", "2"),
+        }
+        load_after = os.getloadavg()
+        records = {name: json.loads((folder / name.split("_")[0] / "cohort.json").read_text()) for name in walls}
+        tables = {name: pd.read_csv(folder / name.split("_")[0] / "cohort_change.csv") for name in walls}
+        columns = [f"{region}_change_mean_mm" for region in L.CARTILAGE_REGIONS]
+        truth = pd.DataFrame(
+            [json.loads((folder / "data" / f"{row.followup_case_id}.json").read_text())
+             for row in tables["local"].itertuples()]
+        )  # fmt: skip
+        truth.columns = [f"{c}_change_mean_mm" for c in truth.columns]
+        return {
+            "subjects": args.subjects,
+            "visits": n_visits,
+            "pairs": n_pairs,
+            "spacing_mm": spacing,
+            "cpus": os.cpu_count(),
+            "load_average_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
+            "wall_s": {k: round(v, 1) for k, v in walls.items()},
+            "visits_per_hour": {k: round(3600 * n_visits / v, 1) for k, v in walls.items()},
+            "pairs_per_hour": {k: round(3600 * n_pairs / v, 1) for k, v in walls.items()},
+            "ray_vs_local": round(walls["local"] / walls["ray_2_workers"], 2),
+            "worker_seconds": {
+                name: {
+                    "visits": record["timings"]["case_seconds_sum"],
+                    "pairs": record["pairs"]["timings"]["pair_seconds_sum"],
+                    "comparison_share": record["pairs"]["timings"]["comparison_share"],
+                }
+                for name, record in records.items()
+            },
+            "max_change_difference_ray_vs_local_mm": float(
+                (tables["ray_2_workers"][columns] - tables["local"][columns]).abs().max().max()
+            ),
+            "max_error_vs_truth_mm": float((tables["local"][columns] - truth[columns]).abs().max().max()),
+        }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="coarse phantoms (0.6 x 0.6 x 1.2 mm): a smoke run")
+    parser.add_argument("--longitudinal", action="store_true", help="subjects x 3 visits, batch --longitudinal")
+    parser.add_argument("--subjects", type=int, default=6, help="with --longitudinal: subjects (default 6)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     spacing = (0.6, 0.6, 1.2) if args.quick else (0.36, 0.36, 0.7)
+    if args.longitudinal:
+        figures = longitudinal(args, spacing)
+        print(json.dumps(figures, indent=2))
+        if args.json:
+            Path(args.json).write_text(json.dumps(figures, indent=2))
+        return
     n = N_LABELS + N_IMAGES
     with tempfile.TemporaryDirectory(prefix="kneescope_cohort_bench_") as tmp:
         folder = Path(tmp)

@@ -1,7 +1,8 @@
-"""``python -m pipeline batch MANIFEST.csv --out OUT/``: a cohort, resumable, locally or on Ray.
+"""``python -m pipeline batch MANIFEST.csv --out OUT/ [--longitudinal]``: a cohort, resumable, locally or on Ray.
 
-Exit status: 0 when every case is done, 3 when the run finished but some cases failed (listed), 2 for a bad
-manifest or arguments (one specific message, nothing run), 130 when interrupted (run the command again to resume).
+Exit status: 0 when every case (and pair) is done, 3 when the run finished but some failed (listed), 2 for a bad
+manifest or arguments, or an OUT folder in use by another run (one specific message, nothing run), 130 when
+interrupted (run the command again to resume).
 """
 
 from __future__ import annotations
@@ -29,6 +30,18 @@ def add_parser(sub) -> None:
     )
     batch.add_argument("--retry-failed", action="store_true", help="run again the cases that failed before")
     batch.add_argument("--zip", action="store_true", help="also write each case's results zip")
+    batch.add_argument(
+        "--longitudinal",
+        action="store_true",
+        help="the manifest has subject_id and visit (and optionally date) columns: also compare each follow-up with "
+        "the subject's baseline (cohort_change.csv, change statistics on the cohort page)",
+    )
+    batch.add_argument(
+        "--pairs",
+        choices=("baseline", "consecutive"),
+        default="baseline",
+        help="with --longitudinal: compare each follow-up with the first visit (default) or with the visit before",
+    )
     add_label_scheme(batch, applies_to="labels of rows whose label_scheme cell is empty")
     add_model_options(batch, demo_fallback=False)  # a cohort table made by the demo model would look real
     add_stage_options(batch)
@@ -51,26 +64,49 @@ def run(args: argparse.Namespace) -> int:
             request=analysis_request(args),
             engine_spec=engine_spec(args, fallback_to_demo=False),
             make_zip=args.zip,
+            longitudinal=args.longitudinal,
+            pairs=args.pairs,
             progress=not args.quiet,
         )
     except KeyboardInterrupt:
         print("Interrupted: finished cases are kept; run the same command again to resume.", file=sys.stderr)
         return 130
-    print(cohort_summary(table, args.out))
-    return EXIT_SOME_FAILED if (table["status"] == "failed").any() else 0
+    tables = tuple(table) if args.longitudinal else (table,)
+    print(cohort_summary(tables[0], args.out))
+    if args.longitudinal:
+        print(change_summary(tables[1], args.out))
+    if any((t["status"] == "failed").any() for t in tables):
+        print("Fix them and run again with --retry-failed.")
+        return EXIT_SOME_FAILED
+    return 0
 
 
 def cohort_summary(table, out: str) -> str:
     counts = table["status"].value_counts()
+    earlier = int((table["run"] == "earlier").sum())
     lines = [
-        f"Cohort of {len(table)} cases: {counts.get('ok', 0)} analysed, {counts.get('skipped', 0)} done earlier, "
-        f"{counts.get('failed', 0)} failed. Table: {out}/cohort.csv; QC page: {out}/cohort_report.html"
+        f"Cohort of {len(table)} cases: {counts.get('ok', 0)} ok, {counts.get('failed', 0)} failed "
+        f"({len(table) - earlier} this run, {earlier} earlier). Table: {out}/cohort.csv; QC page: "
+        f"{out}/cohort_report.html"
     ]
+    return "\n".join(lines + _failures(table, "case_id", f"{out}/cohort.csv"))
+
+
+def change_summary(table, out: str) -> str:
+    counts = table["status"].value_counts()
+    earlier = int((table["run"] == "earlier").sum())
+    flagged = int(table["qc_flagged"].sum())
+    lines = [
+        f"{len(table)} pairs of visits compared: {counts.get('ok', 0)} ok, {counts.get('failed', 0)} failed "
+        f"({len(table) - earlier} this run, {earlier} earlier), {flagged} flagged by QC. Table: "
+        f"{out}/cohort_change.csv; statistics: {out}/cohort_change_stats.csv"
+    ]
+    return "\n".join(lines + _failures(table, "pair_id", f"{out}/cohort_change.csv"))
+
+
+def _failures(table, ids: str, where: str) -> list[str]:
     failed = table[table["status"] == "failed"]
-    for row in failed.head(MAX_LISTED).itertuples():
-        lines.append(f"  FAILED {row.case_id}: {row.error}")
+    lines = [f"  FAILED {getattr(row, ids)}: {row.error}" for row in failed.head(MAX_LISTED).itertuples()]
     if len(failed) > MAX_LISTED:
-        lines.append(f"  ... and {len(failed) - MAX_LISTED} more (see {out}/cohort.csv)")
-    if len(failed):
-        lines.append("Fix them and run again with --retry-failed.")
-    return "\n".join(lines)
+        lines.append(f"  ... and {len(failed) - MAX_LISTED} more (see {where})")
+    return lines

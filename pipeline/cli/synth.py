@@ -21,6 +21,9 @@ def add_parsers(sub) -> None:
     synth.add_argument("--out", required=True, help="output folder")
     synth.add_argument("--side", choices=("right", "left"), default="right", help="which knee (default right)")
     synth.add_argument("--thickness", type=float, default=2.0, help="cartilage thickness in mm (default 2.0)")
+    synth.add_argument(
+        "--spacing", metavar="MM", help="voxel size along the grid's i, j, k axes: one number or I,J,K (0.36,0.36,0.7)"
+    )
     synth.add_argument("--image", action="store_true", help="also render an MR-like image (image.nrrd)")
     synth.add_argument(
         "--qdess", action="store_true", help="also write a two-echo GE qDESS DICOM series (qdess/) and t2_truth.json"
@@ -85,6 +88,8 @@ def run_synth(args: argparse.Namespace) -> int:
     from ..synthetic import PhantomSpec, make_phantom, render_mr
 
     spec = PhantomSpec(side=args.side, femoral_mm=args.thickness, tibial_mm=args.thickness, patellar_mm=args.thickness)
+    if args.spacing:
+        spec = _with_spacing(spec, args.spacing)
     out = Path(args.out)
     followup = args.change or args.rotate or args.translate or args.resample
     phantom = _write_followup(spec, args, out) if followup else make_phantom(spec)
@@ -135,6 +140,20 @@ def _write_followup(spec, args: argparse.Namespace, out: Path):
     out.mkdir(parents=True, exist_ok=True)
     (out / "change_truth.json").write_text(json.dumps(truth, indent=2))
     return followup.phantom
+
+
+def _with_spacing(spec, text: str):
+    import dataclasses
+
+    from ..errors import InvalidInputError
+
+    try:
+        spacing = _triple(text, "--spacing")
+    except ValueError as exc:
+        raise InvalidInputError(f"synth: {exc}.") from exc
+    if min(spacing) <= 0:
+        raise InvalidInputError(f"synth: --spacing must be positive, got {text!r}.")
+    return dataclasses.replace(spec, spacing=spacing)
 
 
 def _change(item: str) -> tuple[str, float]:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-OK, FAILED, SKIPPED = "ok", "failed", "skipped"
+OK, FAILED = "ok", "failed"
+#: the table's ``run`` column: the outcome was made by this invocation, or re-read from an earlier run's record.
+THIS_RUN, EARLIER = "this", "earlier"
 #: error_kind values: a bad input (found before any model work where possible), an analysis that could not
-#: complete (no knee found, ...), an unexpected exception (a bug: traceback in OUT/failed/), a worker process lost.
+#: complete (no knee found, ...), an unexpected exception (a bug: traceback in OUT/failed/), a worker process lost,
+#: no segmentation model to be had (only the cases that need one), a comparison whose visit failed.
 INPUT, ANALYSIS, CRASH, WORKER_LOST = "input", "analysis", "crash", "worker_lost"
+MODEL, VISIT_FAILED = "model", "visit_failed"
 
 
 @dataclass(frozen=True)
@@ -17,7 +21,7 @@ class CaseOutcome:
 
     Attributes:
         case_id: the manifest's case id.
-        status: 'ok' (analysed in this run), 'skipped' (done by an earlier run; its record re-read) or 'failed'.
+        status: 'ok' or 'failed' (whether it ran now or earlier is the table's ``run`` column).
         seconds: wall time of the case on its worker (reading, analysis, writing).
         error: the one-line specific message of a failed case.
         error_kind: 'input', 'analysis', 'crash' or 'worker_lost' for a failed case.
@@ -45,7 +49,7 @@ class CaseOutcome:
 
     @property
     def succeeded(self) -> bool:
-        return self.status in (OK, SKIPPED)
+        return self.status == OK
 
     @property
     def segmentation_seconds(self) -> float | None:

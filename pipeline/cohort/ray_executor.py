@@ -7,6 +7,9 @@ A case is handed to an actor only once the actor is up, so an actor that never s
 case. A worker process that dies is restarted by Ray and its case re-run (``RETRIES`` times); a case that still
 loses its worker is recorded as failed with ``error_kind='worker_lost'`` and the actor is replaced. Actors are
 released as soon as their pool runs out of cases, so a mixed cohort's second pool can start.
+
+A longitudinal cohort's comparisons run on the labels pool (they need no model): each pair is queued as soon as
+its two visits are done, and the pool grows again (up to its size) when pairs arrive after it shrank.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from typing import Any
 from ..engine import Engine
 from ..engine_spec import EngineSpec
 from ..errors import KneePipelineError
+from .jobs import Job, PairGate, run_job
 from .manifest import CohortCase
 from .outcome import WORKER_LOST, CaseOutcome, failed
-from .runner import CaseOptions, analyse_case
+from .pairs import VisitPair
+from .runner import CaseOptions
 from .store import CohortStore
 
 logger = logging.getLogger(__name__)
@@ -48,7 +53,7 @@ class RaySettings:
 
 
 class CaseWorker:
-    """The Ray actor: builds its engine once (loading the model only when it segments), then runs case after case.
+    """The Ray actor: builds its engine once (loading the model only when it segments), then runs job after job.
 
     A failure to build the engine (weights missing on this node, no usable device) is kept and reported by
     ``ready`` as one line, rather than raised from the constructor where Ray would bury it in a traceback.
@@ -67,15 +72,15 @@ class CaseWorker:
         """(host:pid, why this worker cannot run cases, or '')."""
         return f"{socket.gethostname()}:{os.getpid()}", self._error
 
-    def run(self, case: CohortCase) -> CaseOutcome:
-        return analyse_case(self._engine, case, self._store, self._options)
+    def run(self, job: Job) -> CaseOutcome:
+        return run_job(self._engine, job, self._store, self._options)
 
 
 @dataclass
 class _Pool:
     name: str
     segment: bool
-    queue: deque[CohortCase]
+    queue: deque[Job]
     size: int
     num_gpus: float
     starting: int = 0
@@ -104,16 +109,25 @@ class RayExecutor:
             "version": _ray().__version__,
             "address": settings.address or "local",
         }
-        self._waiting: dict[Any, tuple[_Pool, Any, CohortCase | None]] = {}
+        self._waiting: dict[Any, tuple[_Pool, Any, Job | None]] = {}
+        self._gate = PairGate()
+        self._on_start: Callable[[], None] | None = None
 
-    def run(self, cases: Sequence[CohortCase]) -> Iterator[CaseOutcome]:
-        if not cases:
+    def run(
+        self,
+        cases: Sequence[CohortCase],
+        *,
+        pairs: PairGate | None = None,
+        on_start: Callable[[], None] | None = None,
+    ) -> Iterator[CaseOutcome]:
+        """Yield each case's (and pair's) outcome as it completes; ``on_start`` is called before the first job."""
+        self._gate, self._on_start = pairs or PairGate(), on_start
+        ready = self._gate.release()
+        if not cases and not ready:
             return
         with ray_session(self.settings) as started:
-            pools = self._plan(cases, started_here=started)
-            for pool in pools:
-                for _ in range(pool.size):
-                    self._start_actor(pool)
+            pools = self._plan(cases, ready, started_here=started)
+            self._top_up(pools)
             try:
                 yield from self._dispatch(pools)
             finally:
@@ -122,15 +136,15 @@ class RayExecutor:
                         _ray().kill(actor)
 
     # --- sizing -------------------------------------------------------------------------------------------------
-    def _plan(self, cases: Sequence[CohortCase], *, started_here: bool) -> list[_Pool]:
+    def _plan(self, cases: Sequence[CohortCase], ready: list[VisitPair], *, started_here: bool) -> list[_Pool]:
         resources = _ray().cluster_resources()
         cpus, gpus = max(1, int(resources.get("CPU", 1))), float(resources.get("GPU", 0))
-        segment = deque(c for c in cases if c.needs_segmentation)
-        labels = deque(c for c in cases if not c.needs_segmentation)
+        segment: deque[Job] = deque(c for c in cases if c.needs_segmentation)
+        labels: deque[Job] = deque([*ready, *(c for c in cases if not c.needs_segmentation)])
         per_worker = self._gpus_per_worker(gpus, bool(segment), started_here=started_here)
         by_gpu = int(gpus // per_worker) if per_worker and gpus else 0
         seg_size = min(len(segment), self.settings.workers or by_gpu or (1 if per_worker else cpus))
-        label_size = min(len(labels), self.settings.workers or cpus)
+        label_size = min(len(labels) + self._gate.pending, self.settings.workers or cpus)
         self.info.update(
             cluster={"CPU": cpus, "GPU": gpus},
             workers={"segmentation": seg_size, "labels_only": label_size},
@@ -166,20 +180,34 @@ class RayExecutor:
         pool.starting += 1
         self._waiting[actor.ready.remote()] = (pool, actor, None)
 
+    def _top_up(self, pools: list[_Pool]) -> None:
+        """Start actors for queued jobs no running or starting actor will take, up to each pool's size."""
+        for pool in pools:
+            while pool.live + pool.starting < pool.size and pool.starting < len(pool.queue):
+                self._start_actor(pool)
+
     def _dispatch(self, pools: list[_Pool]) -> Iterator[CaseOutcome]:
         ray = _ray()
-        while any(case is not None for _, _, case in self._waiting.values()) or any(
+        labels_pool = pools[-1]
+        while any(job is not None for _, _, job in self._waiting.values()) or any(
             p.queue and (p.live or p.starting) for p in pools
         ):
             ready, _ = ray.wait(list(self._waiting), num_returns=1, timeout=WAIT_NOTICE_S)
             if not ready:
                 self._say_waiting(pools)
                 continue
-            pool, actor, case = self._waiting.pop(ready[0])
-            if case is None:
-                yield from self._actor_ready(ready[0], pool, actor)
+            pool, actor, job = self._waiting.pop(ready[0])
+            if job is None:
+                outcomes = list(self._actor_ready(ready[0], pool, actor))
             else:
-                yield self._case_done(ready[0], pool, actor, case)
+                outcomes = [self._case_done(ready[0], pool, actor, job, labels_pool)]
+            self._top_up(pools)
+            yield from outcomes
+
+    def _release(self, job: Job, outcome: CaseOutcome, labels_pool: _Pool) -> None:
+        """A finished visit may complete pairs: they join the labels pool's queue."""
+        if isinstance(job, CohortCase):
+            labels_pool.queue.extend(self._gate.release([outcome]))
 
     def _actor_ready(self, ref, pool: _Pool, actor) -> Iterator[CaseOutcome]:
         pool.starting -= 1
@@ -195,38 +223,41 @@ class RayExecutor:
         _ray().kill(actor)
         pool.error = error
         logger.error("a %s worker could not start (%s): %s", pool.name, where, error)
-        if not pool.live and not pool.starting:  # no worker will ever take these cases
+        if not pool.live and not pool.starting:  # no worker will ever take these jobs
             while pool.queue:
                 yield self._lost(pool.queue.popleft(), f"no {pool.name} worker could start: {error}")
 
-    def _case_done(self, ref, pool: _Pool, actor, case: CohortCase) -> CaseOutcome:
+    def _case_done(self, ref, pool: _Pool, actor, job: Job, labels_pool: _Pool) -> CaseOutcome:
         try:
             outcome = _ray().get(ref)
         except _ray().exceptions.RayError as exc:
-            logger.error("case %s: worker lost %d times: %s", case.case_id, 1 + RETRIES, _first_line(exc))
+            logger.error("job %s: worker lost %d times: %s", job.case_id, 1 + RETRIES, _first_line(exc))
             _ray().kill(actor)
             pool.live -= 1
-            if pool.queue:
-                self._start_actor(pool)
+            what = "comparing this pair" if isinstance(job, VisitPair) else "analysing this case"
             message = (
-                f"the worker process died {1 + RETRIES} times while analysing this case (out of memory? a crash in a "
-                f"native library? see batch.log): {_first_line(exc)}"
+                f"the worker process died {1 + RETRIES} times while {what} (out of memory? a crash in a native "
+                f"library? see batch.log): {_first_line(exc)}"
             )
-            return self._lost(case, message)
+            return self._lost(job, message)
+        self._release(job, outcome, labels_pool)  # before feeding: an idle labels actor can take a released pair
         self._feed(pool, actor)
         return outcome
 
     def _feed(self, pool: _Pool, actor) -> None:
         if pool.queue:
-            case = pool.queue.popleft()
-            self._waiting[actor.run.remote(case)] = (pool, actor, case)
+            job = pool.queue.popleft()
+            if self._on_start is not None:  # the first job starts: the run's options are recorded now
+                self._on_start()
+                self._on_start = None
+            self._waiting[actor.run.remote(job)] = (pool, actor, job)
         else:  # this pool is done: free its CPU/GPU for the other pool
             _ray().kill(actor)
             pool.live -= 1
 
-    def _lost(self, case: CohortCase, message: str) -> CaseOutcome:
-        outcome = failed(case.case_id, message, WORKER_LOST, inputs=case.inputs())
-        self.store.record_failure(outcome)
+    def _lost(self, job: Job, message: str) -> CaseOutcome:
+        outcome = failed(job.case_id, message, WORKER_LOST, inputs=job.inputs())
+        (self.store.pair_store() if isinstance(job, VisitPair) else self.store).record_failure(outcome)
         return outcome
 
     def _say_waiting(self, pools: list[_Pool]) -> None:

@@ -8,7 +8,7 @@ median. Each dot and each flagged case links to the case's folder.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +47,8 @@ def metric_columns(table: pd.DataFrame) -> list[str]:
     return [c for c in candidates if c in table and pd.to_numeric(table[c], errors="coerce").notna().any()]
 
 
-def spread(table: pd.DataFrame, column: str) -> Spread:
+def spread(table: pd.DataFrame, column: str, *, ids: str = "case_id") -> Spread:
+    """The column's median and scaled MAD over the rows that did not fail, and its outliers (by ``ids``)."""
     values = pd.to_numeric(table[column], errors="coerce")
     measured = values.notna() & (table["status"] != FAILED)
     data = values[measured].to_numpy(dtype=float, na_value=np.nan)
@@ -57,7 +58,7 @@ def spread(table: pd.DataFrame, column: str) -> Spread:
     mad = MAD_SCALE * float(np.median(np.abs(data - median)))
     outliers: dict[str, float] = {}
     if len(data) >= MIN_CASES and mad > 0:
-        for case_id, value in zip(table["case_id"][measured], data, strict=True):
+        for case_id, value in zip(table[ids][measured], data, strict=True):
             if abs(value - median) > MAD_LIMIT * mad:
                 outliers[str(case_id)] = float(value)
     return Spread(column, median, mad, outliers)
@@ -78,15 +79,24 @@ def flagged_cases(table: pd.DataFrame, outcomes: Mapping[str, CaseOutcome]) -> d
     return reasons
 
 
-def write_report(table: pd.DataFrame, outcomes: Mapping[str, CaseOutcome], record: dict, out: Path) -> Path:
+def write_report(
+    table: pd.DataFrame,
+    outcomes: Mapping[str, CaseOutcome],
+    record: dict,
+    out: Path,
+    *,
+    sections: Sequence[str] = (),
+) -> Path:
+    """cohort_report.html; ``sections``: more HTML (a longitudinal cohort's change sections) before the end."""
     flagged = flagged_cases(table, outcomes)
     failed = table[table["status"] == FAILED]
     counts = record["counts"]
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>KneeScope cohort report</title>",
         f"<style>{STYLE}</style></head><body><h1>KneeScope cohort report</h1>",
-        f"<p>{counts['cases']} cases: {counts['ok']} analysed now, {counts['skipped']} done earlier, "
-        f"{counts['failed']} failed. Engine: {_e(_engine_line(record['engine']))}. "
+        f"<p>{counts['cases']} cases: {counts['ok']} ok, {counts['failed']} failed ({counts['this_run']} made by "
+        f"this run, {counts['earlier']} by earlier runs). "
+        f"Engine: {_e(_engine_line(record['engine']))}. "
         f"Created {_e(record['created_utc'])} from {_e(record['manifest'])}.</p>",
         "<h2>Flagged cases</h2>",
         _flag_table(flagged) if flagged else "<p>None: no QC warning, no value beyond 3 MAD.</p>",
@@ -95,7 +105,8 @@ def write_report(table: pd.DataFrame, outcomes: Mapping[str, CaseOutcome], recor
         f"<h2>Distributions</h2><p>One dot per case (above {MAX_DOTS} cases, bars count them and only flagged "
         f"cases are dots); line: median; band: ±{MAD_LIMIT:g} scaled MAD (cases outside it are flagged when at "
         f"least {MIN_CASES} cases were measured).</p>",
-        *(_strip_plot(table, spread(table, column)) for column in metric_columns(table)),
+        *(strip_plot(table, spread(table, column)) for column in metric_columns(table)),
+        *sections,
         "</body></html>",
     ]
     path = out / "cohort_report.html"
@@ -119,10 +130,13 @@ def _failed_table(failed: pd.DataFrame) -> str:
     return f"<table><tr><th>case</th><th>kind</th><th>error</th></tr>{rows}</table>"
 
 
-def _strip_plot(table: pd.DataFrame, s: Spread) -> str:
-    """One dot per case (a histogram of the inliers above MAX_DOTS cases, so a large cohort's page stays light)."""
+def strip_plot(
+    table: pd.DataFrame, s: Spread, *, ids: str = "case_id", folder: str = "cases", title: str | None = None
+) -> str:
+    """One dot per row (a histogram of the inliers above MAX_DOTS rows, so a large cohort's page stays light);
+    each dot links to ``folder/<id>/``."""
     values = pd.to_numeric(table[s.column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    points = [(str(c), float(v)) for c, v in zip(table["case_id"], values, strict=True) if np.isfinite(v)]
+    points = [(str(c), float(v)) for c, v in zip(table[ids], values, strict=True) if np.isfinite(v)]
     low = min([v for _, v in points] + [s.median - MAD_LIMIT * s.mad])
     high = max([v for _, v in points] + [s.median + MAD_LIMIT * s.mad])
     span = (high - low) or 1.0
@@ -137,12 +151,12 @@ def _strip_plot(table: pd.DataFrame, s: Spread) -> str:
     shown = points if len(points) <= MAX_DOTS else [p for p in points if p[0] in s.outliers]
     histogram = "" if len(points) <= MAX_DOTS else _histogram([v for c, v in points if c not in s.outliers], x)
     dots = "".join(
-        f"<a href='cases/{_e(case_id)}/'><circle cx='{x(value):.1f}' cy='22' r='4' "
+        f"<a href='{folder}/{_e(case_id)}/'><circle cx='{x(value):.1f}' cy='22' r='4' "
         f"class='{'out' if case_id in s.outliers else 'dot'}'><title>{_e(case_id)}: {value:.3f}</title></circle></a>"
         for case_id, value in shown
     )
     return (
-        f"<h3>{_e(_label(s.column))}</h3><svg width='{WIDTH}' height='{HEIGHT}' role='img'>{band}{histogram}"
+        f"<h3>{_e(title or _label(s.column))}</h3><svg width='{WIDTH}' height='{HEIGHT}' role='img'>{band}{histogram}"
         f"<line x1='{x(s.median):.1f}' x2='{x(s.median):.1f}' y1='6' y2='38' class='median'/>{dots}"
         f"<text x='{PAD}' y='{HEIGHT - 4}'>{low:.2f}</text>"
         f"<text x='{WIDTH - PAD}' y='{HEIGHT - 4}' text-anchor='end'>{high:.2f}</text></svg>"

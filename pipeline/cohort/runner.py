@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from ..engine import Engine
 
 #: Test hook: a marker path; the first worker to finish writing a case (and find no marker) creates it and kills
-#: its own process before committing, as a lost machine would. Used by tests/pipeline/cohort/test_batch.py only.
+#: its own process before committing, as a lost machine would. The hook is armed only while the marker's folder
+#: exists. Used by the cohort tests only (``pairs_runner`` has the same hook for comparisons).
 KILL_ONCE_ENV = "KNEESCOPE_COHORT_TEST_KILL_ONCE"
 
 
@@ -67,7 +68,7 @@ def analyse_case(engine: Engine, case: CohortCase, store: CohortStore, options: 
         result = engine.run(case.request(options.request))
         results = result.to_dict()  # once: the files and the cohort row read the same dict
         result.write(attempt, make_zip=options.make_zip, results=results)
-        _test_kill_once()
+        kill_once_for_tests(KILL_ONCE_ENV)
         outcome = _succeeded(case, result, row_of(results), time.perf_counter() - start, interrupted)
         store.commit(attempt, outcome)
         return outcome
@@ -106,12 +107,12 @@ def _succeeded(case: CohortCase, result, row: dict, seconds: float, interrupted:
     )
 
 
-def _test_kill_once() -> None:
-    marker = os.environ.get(KILL_ONCE_ENV)
+def kill_once_for_tests(variable: str) -> None:
+    marker = os.environ.get(variable)
     if not marker:
         return
     try:
         Path(marker).open("x").close()  # exclusive create: exactly one process, once, across the cluster
-    except FileExistsError:
+    except (FileExistsError, FileNotFoundError):  # killed already, or not armed (no folder)
         return
     os.kill(os.getpid(), signal.SIGKILL)

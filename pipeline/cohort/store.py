@@ -4,6 +4,7 @@
     OUT/cases/.partial/<case_id>/   attempts in progress (renamed into place when complete)
     OUT/failed/<case_id>.json       a failed case: its one-line error, kind, and traceback for crashes
     OUT/cohort_options.json         the analysis options the folder was started with
+    OUT/pairs/, OUT/failed_pairs/   a longitudinal cohort's comparisons, kept by the same rules (``pair_store``)
 
 A case counts as done only when its folder holds ``done.json`` recording the inputs the manifest gives now, so a
 run killed at any point leaves nothing that a later run mistakes for a result: a partial attempt is still under
@@ -24,16 +25,21 @@ from ..errors import KneePipelineError
 from .outcome import CaseOutcome
 
 DONE = "done.json"
+OPTIONS = "cohort_options.json"
 
 
 class CohortStore:
     """Paths and atomic updates under one cohort output folder (shared by the driver and every worker)."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, *, items: str = "cases", failed: str = "failed"):
         self.root = Path(root).expanduser().resolve()
-        self.cases = self.root / "cases"
-        self.failures = self.root / "failed"
+        self.cases = self.root / items
+        self.failures = self.root / failed
         self.partial = self.cases / ".partial"
+
+    def pair_store(self) -> CohortStore:
+        """The same rules for a longitudinal cohort's comparisons: OUT/pairs/<pair_id>/, OUT/failed_pairs/."""
+        return CohortStore(self.root, items="pairs", failed="failed_pairs")
 
     def case_dir(self, case_id: str) -> Path:
         return self.cases / case_id
@@ -81,8 +87,8 @@ class CohortStore:
 
     # --- the folder's options -------------------------------------------------------------------------------------
     def check_options(self, options: dict) -> None:
-        """Record the analysis options on the first run; refuse to mix results made with other options."""
-        path = self.root / "cohort_options.json"
+        """Refuse to mix results made with other options than those the folder was started with (no write)."""
+        path = self.root / OPTIONS
         if path.is_file():
             earlier = json.loads(path.read_text())
             changed = sorted(k for k in set(earlier) | set(options) if earlier.get(k) != options.get(k))
@@ -92,8 +98,11 @@ class CohortStore:
                     f"{self.root} holds cases analysed with other options ({detail}). One cohort table must not mix "
                     "them: use a new --out folder, or the same options."
                 )
-            return
-        write_json(path, options)
+
+    def record_options(self, options: dict) -> None:
+        """Record the options when the first case starts (a run refused before any case leaves no record)."""
+        if not (self.root / OPTIONS).is_file():
+            write_json(self.root / OPTIONS, options)
 
 
 def write_json(path: Path, data: dict) -> Path:

@@ -1,8 +1,8 @@
 """The cohort table (cohort.csv, cohort.parquet) and the run's record (cohort.json).
 
-One row per manifest case, in manifest order: the manifest's own columns as written, then ``status``, ``error``,
-``error_kind``, ``seconds``, ``segmentation_seconds``, then every column of the case's results.csv. A results
-column whose name the manifest already uses gets the suffix ``_result``.
+One row per manifest case, in manifest order: the manifest's own columns as written, then ``status`` (ok/failed),
+``run`` (this/earlier), ``error``, ``error_kind``, ``seconds``, ``segmentation_seconds``, then every column of the
+case's results.csv. A results column whose name the manifest already uses gets the suffix ``_result``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import os
 import platform
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -21,14 +21,17 @@ import pandas as pd
 from .. import __version__
 from ..report.provenance import package_versions
 from .manifest import Manifest
-from .outcome import FAILED, OK, SKIPPED, CaseOutcome
+from .outcome import EARLIER, FAILED, OK, THIS_RUN, CaseOutcome
 from .store import write_json
 
 COHORT_PACKAGES = ("ray", "pandas", "pyarrow")
 
 
-def cohort_table(manifest: Manifest, outcomes: Mapping[str, CaseOutcome]) -> pd.DataFrame:
-    """The table for every case of ``manifest`` (every case must have an outcome)."""
+def cohort_table(
+    manifest: Manifest, outcomes: Mapping[str, CaseOutcome], earlier: Collection[str] = ()
+) -> pd.DataFrame:
+    """The table for every case of ``manifest`` (every case must have an outcome; ``earlier``: the ids whose
+    outcome was re-read from an earlier run's record)."""
     own = list(manifest.columns)
     result_columns: dict[str, None] = {}  # ordered union: every results.csv has the same columns in the same order
     for outcome in outcomes.values():
@@ -40,6 +43,7 @@ def cohort_table(manifest: Manifest, outcomes: Mapping[str, CaseOutcome]) -> pd.
         record: dict[str, object] = {column: case.cells.get(column, "") for column in own}
         record.update(
             status=outcome.status,
+            run=EARLIER if case.case_id in earlier else THIS_RUN,
             error=outcome.error,
             error_kind=outcome.error_kind,
             seconds=outcome.seconds or None,  # None: refused before it ran
@@ -49,8 +53,8 @@ def cohort_table(manifest: Manifest, outcomes: Mapping[str, CaseOutcome]) -> pd.
         records.append(record)
     table = pd.DataFrame.from_records(records, columns=[*own, *_status_columns(), *renamed.values()])
     for column in renamed.values():
-        table[column] = _typed(table[column])
-    for column in [*own, "status", "error", "error_kind"]:
+        table[column] = typed(table[column])
+    for column in [*own, "status", "run", "error", "error_kind"]:
         table[column] = table[column].astype("string")
     for column in ("seconds", "segmentation_seconds"):
         table[column] = table[column].astype("float64")
@@ -58,10 +62,10 @@ def cohort_table(manifest: Manifest, outcomes: Mapping[str, CaseOutcome]) -> pd.
 
 
 def _status_columns() -> list[str]:
-    return ["status", "error", "error_kind", "seconds", "segmentation_seconds"]
+    return ["status", "run", "error", "error_kind", "seconds", "segmentation_seconds"]
 
 
-def _typed(column: pd.Series) -> pd.Series:
+def typed(column: pd.Series) -> pd.Series:
     """Numbers as numbers (results.csv writes '' for a missing value), text as text."""
     blank = column.map(lambda value: isinstance(value, str) and not value) | column.isna()
     numeric = pd.to_numeric(column.where(~blank), errors="coerce")
@@ -70,10 +74,14 @@ def _typed(column: pd.Series) -> pd.Series:
     return column.where(~blank).astype("string")
 
 
-def write_tables(table: pd.DataFrame, out: Path) -> dict[str, Path]:
-    """cohort.csv and cohort.parquet, each written whole and renamed into place."""
+def write_tables(table: pd.DataFrame, out: Path, *, stem: str = "cohort") -> dict[str, Path]:
+    """<stem>.csv and <stem>.parquet (cohort, or cohort_change), each written whole and renamed into place."""
     written = {}
-    for name, writer in (("cohort.csv", _csv), ("cohort.parquet", _parquet)):
+    writers: tuple[tuple[str, Callable[[pd.DataFrame, Path], None]], ...] = (
+        (f"{stem}.csv", _csv),
+        (f"{stem}.parquet", _parquet),
+    )
+    for name, writer in writers:
         path = out / name
         temporary = path.with_name(f".{name}.{uuid.uuid4().hex[:8]}.tmp")
         writer(table, temporary)
@@ -90,11 +98,19 @@ def _parquet(table: pd.DataFrame, path: Path) -> None:
     table.to_parquet(path, index=False)
 
 
+def status_counts(outcomes: Mapping[str, CaseOutcome], earlier: Collection[str]) -> dict[str, int]:
+    """ok and failed, and how many of the outcomes were made by this run or re-read from an earlier one."""
+    counts = {status: sum(o.status == status for o in outcomes.values()) for status in (OK, FAILED)}
+    done_earlier = sum(key in earlier for key in outcomes)
+    return {**counts, "this_run": len(outcomes) - done_earlier, "earlier": done_earlier}
+
+
 def cohort_record(
     manifest: Manifest,
     outcomes: Mapping[str, CaseOutcome],
     *,
     ran_now: list[str],
+    earlier: Collection[str],
     engine: dict,
     model: str,
     options: dict,
@@ -105,7 +121,7 @@ def cohort_record(
     Timings cover the cases that ran in this invocation (``ran_now``: analysed or failed on a worker).
     """
     ran = [outcomes[case_id] for case_id in ran_now]
-    counts = {status: sum(o.status == status for o in outcomes.values()) for status in (OK, SKIPPED, FAILED)}
+    counts = status_counts(outcomes, earlier)
     segmented = [o.segmentation for o in outcomes.values() if o.segmentation]
     return {
         "kneescope": __version__,

@@ -230,6 +230,8 @@ def change_csv_row(change: KneeChange) -> dict[str, object]:
         row[f"{bone}_rotation_deg"] = _cell(None if reg is None else reg.transform.angle_deg)
         row[f"{bone}_centre_shift_mm"] = _cell(None if reg is None else math.hypot(*reg.centre_shift_mm))
         row[f"{bone}_residual_rms_mm"] = _cell(None if reg is None else reg.residual_rms_mm)
+        row[f"{bone}_overlap_fraction"] = _cell(None if reg is None else reg.overlap_fraction)
+        row[f"{bone}_inverse_consistency_mm"] = _cell(None if reg is None else reg.inverse_consistency_mm)
     for region, result in change.regions.items():
         stats = result.thickness_change_mm
         for stat in CHANGE_STATS:

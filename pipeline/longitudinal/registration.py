@@ -8,6 +8,11 @@ a poor fit are principal-axis alignments tried too (a scan taken another way), a
 unless another is clearly better, so a near-symmetric bone (the patella) is never turned over. Point-to-point steps
 bring a start close, then point-to-plane steps converge (nearest-vertex pairs on two different triangulations would
 otherwise hold the surfaces a fraction of a vertex spacing apart).
+
+A comparison registers each bone both ways (``register_both_ways``): follow-up onto baseline and baseline onto
+follow-up, then takes the midpoint of the first and the inverse of the second. One-way ICP depends on which surface
+is sampled, so swapping the visits would otherwise give a slightly different fit; the midpoint is exactly the
+inverse when the visits are swapped, and how far the two one-way fits disagree is reported as a QC figure.
 """
 
 from __future__ import annotations
@@ -41,6 +46,14 @@ class RigidTransform:
     def then(self, other: RigidTransform) -> RigidTransform:
         """This transform followed by ``other``."""
         return RigidTransform(other.rotation @ self.rotation, other.rotation @ self.translation + other.translation)
+
+    def half(self) -> RigidTransform:
+        """The transform that, applied twice, gives this one: half the rotation about the same axis (below 180°)."""
+        from scipy.spatial.transform import Rotation
+
+        rotation = Rotation.from_rotvec(Rotation.from_matrix(self.rotation).as_rotvec() / 2).as_matrix()
+        # Applying (R_h, t_h) twice gives (R_h^2, R_h t_h + t_h): solve (R_h + I) t_h = t.
+        return RigidTransform(rotation, np.linalg.solve(rotation + np.eye(3), self.translation))
 
     @property
     def matrix(self) -> np.ndarray:
@@ -83,6 +96,7 @@ class RegistrationOptions:
     tolerance_mm: float = 1e-5  # stop when an update moves no point by more than this
     good_fit_mm: float = 0.5  # a rotation-free fit this close needs no other start
     prefer_unrotated: float = 1.25  # the rotation-free fit wins unless another's residual is this much smaller
+    both_ways: bool = True  # register both ways and take the midpoint (False: follow-up onto baseline only)
 
 
 @dataclass(frozen=True)
@@ -94,6 +108,8 @@ class BoneRegistration:
         residual_rms_mm: RMS point-to-surface distance over the pairs that counted.
         overlap_fraction: share of the follow-up's points that counted (inside both fields, trimmed, normals agree).
         centre: centroid (LPS mm) of the follow-up bone points used; its shift tells how far the bone moved.
+        inverse_consistency_mm: registered both ways, how far the two one-way fits disagree: the larger of the RMS
+            distances that a bone's points move when carried by one fit and back by the other (None: one way only).
     """
 
     bone: str
@@ -103,6 +119,7 @@ class BoneRegistration:
     overlap_fraction: float
     n_pairs: int
     iterations: int
+    inverse_consistency_mm: float | None = None
 
     @property
     def centre_shift_mm(self) -> np.ndarray:
@@ -118,6 +135,9 @@ class BoneRegistration:
             "overlap_fraction": round(self.overlap_fraction, 4),
             "n_pairs": self.n_pairs,
             "iterations": self.iterations,
+            "inverse_consistency_mm": None
+            if self.inverse_consistency_mm is None
+            else round(self.inverse_consistency_mm, 4),
         }
 
 
@@ -129,7 +149,7 @@ def register_bone(
     baseline_grid: Volume | None = None,
     options: RegistrationOptions | None = None,
 ) -> BoneRegistration:
-    """Register ``followup`` onto ``baseline`` (outward-oriented bone surfaces in LPS mm).
+    """Register ``followup`` onto ``baseline`` (outward-oriented bone surfaces in LPS mm), one way.
 
     Args:
         followup_grid, baseline_grid: the label-map grids the surfaces were built on (their fields of view);
@@ -137,28 +157,103 @@ def register_bone(
     Raises:
         InvalidInputError: too little of either surface lies inside its field of view to register it.
     """
-    from scipy.spatial import cKDTree
-
-    options = options or RegistrationOptions()
-    source, source_normals = _inside_field(followup, followup_grid, options.fov_margin_mm)
-    target, target_normals = _inside_field(baseline, baseline_grid, options.fov_margin_mm)
-    if len(source) < 100 or len(target) < 100:
-        raise InvalidInputError(
-            f"The {followup.name} lies almost entirely at the edge of a scan's field of view: too little of it to "
-            "register the two visits."
-        )
-    pick = np.linspace(0, len(source) - 1, min(options.n_points, len(source))).astype(int)
-    problem = _Problem(
-        source[pick], source_normals[pick], target, target_normals, cKDTree(target), baseline_grid, options
+    fit = _OneWay.run(followup, baseline, followup_grid, baseline_grid, options or RegistrationOptions())
+    return BoneRegistration(
+        followup.name, fit.transform, fit.centre, fit.rms, fit.used / fit.n_source, fit.used, fit.iterations
     )
-    unrotated, *others = _starts(problem.source, problem.target)
-    fits = [problem.fit(unrotated)]
-    if fits[0][1] > options.good_fit_mm:  # a poor fit: maybe scanned another way round; refine the best other start
-        coarse = [problem.refine(start, options.coarse_iterations, point_to_plane=False)[0] for start in others]
-        fits.append(problem.fit(min(coarse, key=lambda transform: problem.residual(transform)[0])))
-    transform, rms, used, iterations = _choose(fits, options.prefer_unrotated)
-    centre = problem.source.mean(0)
-    return BoneRegistration(followup.name, transform, centre, rms, used / len(problem.source), used, iterations)
+
+
+def register_both_ways(
+    followup: Surface,
+    baseline: Surface,
+    *,
+    followup_grid: Volume | None = None,
+    baseline_grid: Volume | None = None,
+    options: RegistrationOptions | None = None,
+) -> BoneRegistration:
+    """Register ``followup`` onto ``baseline`` symmetrically: swapping the two gives exactly the inverse transform.
+
+    Both one-way fits are made; the result is their midpoint (follow-up -> baseline). Its residual and overlap are
+    the worse of the two directions' for that one transform, so a refusal does not depend on the visits' order.
+    """
+    options = options or RegistrationOptions()
+    forward = _OneWay.run(followup, baseline, followup_grid, baseline_grid, options)
+    backward = _OneWay.run(baseline, followup, baseline_grid, followup_grid, options)
+    transform = midpoint(forward.transform, backward.transform.inverse())
+    rms_forward, used_forward = forward.problem.residual(transform)
+    rms_backward, used_backward = backward.problem.residual(transform.inverse())
+    round_trips = (
+        forward.transform.then(backward.transform).apply(forward.problem.source) - forward.problem.source,
+        backward.transform.then(forward.transform).apply(backward.problem.source) - backward.problem.source,
+    )
+    consistency = max(float(np.sqrt(np.mean(np.sum(d**2, axis=1)))) for d in round_trips)
+    return BoneRegistration(
+        followup.name,
+        transform,
+        forward.centre,
+        max(rms_forward, rms_backward),
+        min(used_forward / forward.n_source, used_backward / backward.n_source),
+        min(used_forward, used_backward),
+        forward.iterations + backward.iterations,
+        inverse_consistency_mm=consistency,
+    )
+
+
+def midpoint(a: RigidTransform, b: RigidTransform) -> RigidTransform:
+    """The rigid transform halfway from ``a`` to ``b`` (both mapping the same space): a o (a^-1 o b)^(1/2).
+
+    midpoint(a, b) is the inverse of midpoint(b^-1, a^-1), which makes a two-way registration symmetric.
+    """
+    return b.then(a.inverse()).half().then(a)
+
+
+@dataclass(frozen=True)
+class _OneWay:
+    """One ICP fit of a source surface onto a target surface, and the problem it was fitted on."""
+
+    problem: _Problem
+    transform: RigidTransform
+    rms: float
+    used: int
+    iterations: int
+
+    @property
+    def n_source(self) -> int:
+        return len(self.problem.source)
+
+    @property
+    def centre(self) -> np.ndarray:
+        return self.problem.source.mean(0)
+
+    @classmethod
+    def run(
+        cls,
+        source_surface: Surface,
+        target_surface: Surface,
+        source_grid: Volume | None,
+        target_grid: Volume | None,
+        options: RegistrationOptions,
+    ) -> _OneWay:
+        from scipy.spatial import cKDTree
+
+        source, source_normals = _inside_field(source_surface, source_grid, options.fov_margin_mm)
+        target, target_normals = _inside_field(target_surface, target_grid, options.fov_margin_mm)
+        if len(source) < 100 or len(target) < 100:
+            raise InvalidInputError(
+                f"The {source_surface.name} lies almost entirely at the edge of a scan's field of view: too little of "
+                "it to register the two visits."
+            )
+        pick = np.linspace(0, len(source) - 1, min(options.n_points, len(source))).astype(int)
+        problem = _Problem(
+            source[pick], source_normals[pick], target, target_normals, cKDTree(target), target_grid, options
+        )
+        unrotated, *others = _starts(problem.source, problem.target)
+        fits = [problem.fit(unrotated)]
+        if fits[0][1] > options.good_fit_mm:  # a poor fit: maybe scanned another way round; refine the best other
+            coarse = [problem.refine(start, options.coarse_iterations, point_to_plane=False)[0] for start in others]
+            fits.append(problem.fit(min(coarse, key=lambda transform: problem.residual(transform)[0])))
+        transform, rms, used, iterations = _choose(fits, options.prefer_unrotated)
+        return cls(problem, transform, rms, used, iterations)
 
 
 def _inside_field(surface: Surface, grid: Volume | None, margin_mm: float) -> tuple[np.ndarray, np.ndarray]:

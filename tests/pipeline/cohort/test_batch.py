@@ -146,7 +146,7 @@ def test_ray_first_run_table_record_and_report(ray_cli_runs):
     out, _, [(_, _, table, record), *_] = ray_cli_runs
     csv = pd.read_csv(out / "cohort.csv")  # the last run's: the same numbers
     assert np.allclose(csv["femoral_thickness_mean_mm"], table["femoral_thickness_mean_mm"], equal_nan=True)
-    assert record["counts"] == {"cases": 8, "ok": 6, "skipped": 0, "failed": 2}  # the killed case counted once
+    assert record["counts"] == {"cases": 8, "ok": 6, "failed": 2, "this_run": 8, "earlier": 0}  # killed case once
     assert record["engine"]["name"] == "ray" and record["engine"]["version"]
     assert record["model"]["segmented_cases"] == 0  # labels only: no model loaded (fullres is not even available)
     report = (out / "cohort_report.html").read_text()
@@ -160,11 +160,13 @@ def test_ray_second_run_skips_done_cases(ray_cli_runs, local_run):
     _, _, [(first_s, _, first, _), (second_s, _, second, record), (_, _, retried, _)] = ray_cli_runs
     # Also against the local run (no Ray start-up, no killed worker): the stricter baseline.
     assert second_s < 0.4 * first_s and second_s < 0.4 * local_run[2], (second_s, first_s, local_run[2])
-    assert list(second["status"]) == ["skipped"] * 6 + ["failed"] * 2
+    assert list(second["status"]) == ["ok"] * 6 + ["failed"] * 2  # what each case is, not when it ran
+    assert list(second["run"]) == ["earlier"] * 8
     assert result_columns(second).equals(result_columns(first))  # rows re-read from the done records
     assert list(second["error"][6:]) == list(first["error"][6:])  # failures stand without --retry-failed
-    assert record["counts"] == {"cases": 8, "ok": 0, "skipped": 6, "failed": 2}
-    assert list(retried["status"]) == ["skipped"] * 6 + ["failed"] * 2
+    assert record["counts"] == {"cases": 8, "ok": 6, "failed": 2, "this_run": 0, "earlier": 8}
+    assert list(retried["status"]) == ["ok"] * 6 + ["failed"] * 2
+    assert list(retried["run"]) == ["earlier"] * 6 + ["this"] * 2  # the failed ones ran again
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +215,7 @@ def test_ray_segments_mri_on_a_gpu_pool_and_labels_on_another(ray_session, tmp_p
         "use --device auto or cpu."
     )
     table = run(engine_spec=EngineSpec("demo"), retry_failed=True)
-    assert list(table["status"]) == ["ok", "skipped"]
+    assert list(table["status"]) == ["ok", "ok"] and list(table["run"]) == ["this", "earlier"]
     engine = table.attrs["cohort"]["engine"]
     assert engine["workers"] == {"segmentation": 1, "labels_only": 0} and engine["gpus_per_worker"] == 1.0
     assert table.attrs["cohort"]["model"]["used"] == [{"device": "cpu", "engine_model": "demo", "model": "demo",
@@ -285,12 +287,13 @@ def test_resume_rules_local(cohort, local_run, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(local_run[0], out)
     (out / "cases" / "oai_r1" / "done.json").unlink()  # as if killed between the rename and the marker
-    statuses = ["ok", *["skipped"] * 5, "failed", "failed"]
-    assert list(run_cohort(cohort, out, progress=False)["status"]) == statuses
+    statuses, runs = ["ok"] * 6 + ["failed"] * 2, ["this", *["earlier"] * 7]
+    table = run_cohort(cohort, out, progress=False)
+    assert list(table["status"]) == statuses and list(table["run"]) == runs
     changed = cohort.with_name("MANIFEST_changed.csv")
     changed.write_text(cohort.read_text().replace("labels/oai_r1.nii.gz", "labels/oai_thick.nii.gz"))
     table = run_cohort(changed, out, progress=False)
-    assert list(table["status"]) == statuses
+    assert list(table["status"]) == statuses and list(table["run"]) == runs
     assert abs(table.loc[0, "femoral_thickness_mean_mm"] - KNEES["oai_thick"][1]) <= TOLERANCE_MM
     with pytest.raises(KneePipelineError, match="holds cases analysed with other options"):
         run_cohort(cohort, out, request=AnalysisRequest(t2=False), progress=False)
