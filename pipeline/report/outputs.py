@@ -1,5 +1,5 @@
-"""Write a KneeAnalysis to a folder: label maps, meshes, GLB, results JSON/CSV, provenance, the DICOM-SEG (DICOM
-inputs), the PDF case report with its PNG preview, and one zip."""
+"""Write a KneeAnalysis to a folder: label maps, meshes, GLB, results JSON/CSV, provenance, the DICOM objects (SEG,
+SR, T2 Parametric Map: DICOM inputs), the PDF case report with its PNG preview, and one zip."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import labels as L
-from .dicom_seg import seg_file_name, write_dicom_seg
+from .dicom_outputs import write_dicom_objects
 from .meshes import knee_glb_layers, write_glb, write_vtk
 from .pdf import report_file_names, write_case_report
 from .table import row_of
@@ -43,8 +43,7 @@ def write_outputs(result: KneeAnalysis, out_dir: Path, *, make_zip: bool = True)
     if layers:
         files["knee.glb"] = write_glb(layers, out_dir / "knee.glb")
     results = result.to_dict()
-    if results["dicom_seg"]["computed"]:
-        files.update(_dicom_seg(result, out_dir, results))
+    files.update(write_dicom_objects(result, out_dir, results))  # before the PDF and CSV: they show the outcome
     pdf_name, png_name = report_file_names(result.case_id)
     files[pdf_name] = write_case_report(result, results, out_dir / pdf_name, out_dir / png_name)
     files[png_name] = out_dir / png_name
@@ -55,17 +54,6 @@ def write_outputs(result: KneeAnalysis, out_dir: Path, *, make_zip: bool = True)
     if make_zip:
         files["zip"] = zip_files(out_dir, files, out_dir / f"{result.case_id}_results.zip")
     return files
-
-
-def _dicom_seg(result: KneeAnalysis, out_dir: Path, results: dict) -> dict[str, Path]:
-    """Write the SEG; a failure is recorded in results["dicom_seg"] instead of losing the other outputs."""
-    name = seg_file_name(result.case_id)
-    try:
-        return {name: write_dicom_seg(result, out_dir / name)}
-    except Exception as exc:  # highdicom refuses odd geometries/headers in many ways; none may cost the analysis
-        logger.exception("DICOM-SEG not written")
-        results["dicom_seg"] = {"computed": False, "reason": f"The DICOM-SEG could not be written: {exc}"}
-        return {}
 
 
 def write_json(path: Path, data: dict) -> Path:
