@@ -24,9 +24,9 @@ from . import qdess_fixtures as qf
 from .clinical_fixtures import CASE_ID, PATIENT, mese_case
 
 SEG_CODES = {  # structure -> (category, type, anatomic region, region modifier)
-    "femur": ("123037004", "71341001", None, None),
-    "tibia": ("123037004", "12611008", None, None),
-    "patella": ("123037004", "64234005", None, None),
+    "femur": ("91723000", "71341001", None, None),
+    "tibia": ("91723000", "12611008", None, None),
+    "patella": ("91723000", "64234005", None, None),
     "femoral_cartilage": ("85756007", "309312004", "71341001", None),
     "medial_tibial_cartilage": ("85756007", "309312004", "12611008", "255561001"),
     "lateral_tibial_cartilage": ("85756007", "309312004", "12611008", "49370004"),
@@ -64,9 +64,15 @@ def test_seg_reads_back_to_the_label_map_for_every_segment(case, seg):
     frames = decoded_frames(seg)
     assert {uid for _, uid in frames} <= set(uid_to_slice)  # every frame references a source instance
     names = {int(s.SegmentNumber): s.SegmentLabel for s in seg.SegmentSequence}
-    assert sorted(names.values()) == sorted(L.STRUCTURES)  # the names of label_table.json
+    # the names of label_table.json: the structures, then the femoral subregions (inside the femoral cartilage)
+    assert list(names.values()) == [*L.STRUCTURES, *L.FEMORAL_SUBREGIONS]
+    subregions = case.result.subregions.array
     for number, structure in names.items():
-        expected = labels == L.CANONICAL[structure]
+        expected = (
+            labels == L.CANONICAL[structure]
+            if structure in L.CANONICAL
+            else subregions == L.FEMORAL_SUBREGIONS[structure]
+        )
         decoded = np.zeros_like(expected)
         for (seg_number, uid), frame in frames.items():
             if seg_number == number:
@@ -84,6 +90,8 @@ def test_seg_references_the_source_series_and_carries_the_codes(case, seg):
     table = L.label_table()["labels"]
     for item in seg.SegmentSequence:
         structure = item.SegmentLabel
+        if structure not in L.CANONICAL:
+            continue  # femoral subregions: tests/pipeline/report/test_dicom_seg.py
         rgb = table[str(L.CANONICAL[structure])]["rgb"]
         assert np.allclose(
             hd.color.CIELabColor.from_dicom_value(item.RecommendedDisplayCIELabValue).to_rgb(), rgb, atol=1

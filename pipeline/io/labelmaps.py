@@ -1,4 +1,9 @@
-"""Label maps: read one and convert it to the canonical scheme, reporting the values the scheme does not name."""
+"""Label maps: read one and convert it to the canonical scheme, reporting the values the scheme does not name.
+
+The one reader the CLI, the app, batch runs and the comparison share: NIfTI, NRRD and MHA files through a label
+scheme, and DICOM Segmentation objects (``dicom_seg_reader``: segments mapped by their codes, placed on the image
+by the instances they reference).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from .files import check_3d, read_volume_file, with_file_facts
 from .headers import preflight
 from .limits import ImageLimits
 
-LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
+LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".dcm")
 #: 'auto', 'native', 'canonical', a JSON file, a dict of structure -> value, or a LabelScheme.
 SchemeSpec = str | Path | Mapping[str, int] | LabelScheme
 
@@ -100,15 +105,34 @@ def preflight_label_map(path: str | Path, *, limits: ImageLimits | None = None) 
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"{path.name}: label map not found.")
+    if _is_dicom(path):
+        from .dicom_seg_reader import preflight_dicom_seg
+
+        preflight_dicom_seg(path, limits)
+        return
     if not path.name.lower().endswith(LABEL_SUFFIXES):
-        raise InvalidInputError(f"{path.name}: label maps must be NIfTI (.nii/.nii.gz), NRRD (.nrrd) or MHA (.mha).")
+        raise InvalidInputError(
+            f"{path.name}: label maps must be NIfTI (.nii/.nii.gz), NRRD (.nrrd), MHA (.mha) or a DICOM-SEG (.dcm)."
+        )
     preflight(path, limits)
 
 
 def load_label_map(path: str | Path, scheme: SchemeSpec, *, limits: ImageLimits | None = None) -> LoadedLabels:
-    """Read a NIfTI/NRRD/MHA label map and convert it to the canonical scheme."""
+    """Read a NIfTI/NRRD/MHA label map and convert it to the canonical scheme, or a DICOM-SEG (whose segments are
+    mapped by their codes: ``scheme`` does not apply)."""
     path = Path(path)
     preflight_label_map(path, limits=limits)
+    if _is_dicom(path):
+        from .dicom_seg_reader import read_dicom_seg
+
+        return read_dicom_seg(path, limits=limits)
     volume = with_file_facts(read_volume_file(path, limits), path)
     check_3d(volume, path.name)
     return to_canonical(volume, scheme, name=path.name)
+
+
+def _is_dicom(path: Path) -> bool:
+    """A .dcm name, or an extensionless DICOM file as PACS exports write them."""
+    from .dicom import is_dicom_file
+
+    return path.name.lower().endswith(".dcm") or (path.is_file() and is_dicom_file(path))
