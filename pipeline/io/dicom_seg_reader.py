@@ -94,7 +94,7 @@ class DicomSegLabels:
                 uids, segment_numbers=numbers, assert_missing_frames_are_empty=True, dtype=np.float32
             )
 
-        nk, nj, ni = image.array.shape
+        _, nj, ni = image.array.shape
         rows, columns = int(self.segmentation.Rows), int(self.segmentation.Columns)
         if (rows, columns) != (nj, ni):
             raise GeometryMismatchError(
