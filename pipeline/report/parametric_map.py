@@ -47,7 +47,7 @@ def t2_map_section(result: KneeAnalysis) -> dict:
 
 def _frames(result: KneeAnalysis):
     if result.t2_map is None:
-        raise DicomObjectUnavailable(f"T2 was not computed ({getattr(result.t2, 'reason', '')}).".replace(" ()", ""))
+        raise DicomObjectUnavailable(f"T2 was not computed: {getattr(result.t2, 'reason', 'no T2 map')}")
     return source_frames(result.image, result.t2_map, what="DICOM Parametric Map")
 
 
