@@ -111,12 +111,16 @@ def jitter_positions(folder: Path, *, jitter_mm: float = JITTER_MM, seed: int = 
 def jittered_mese_case() -> WrittenCase:
     """The synthetic MESE series with jittered slice positions and slice gaps, analysed (T2) and written."""
     from pipeline.engine import analyze_labels
+    from pipeline.io import load_image
     from pipeline.synthetic.mese import mese_spec, write_mese_example
 
     root = Path(tempfile.mkdtemp(prefix="kneescope-pacs-"))
     example = write_mese_example(root / "input", spec=mese_spec(in_plane_mm=1.0))
     jitter_positions(example.series_dir)
-    result = analyze_labels(example.phantom.labels, image=example.series_dir, case_id="jittered")
+    image = load_image(example.series_dir)
+    # the phantom's voxels on the grid the reader made of the jittered files, as a segmentation of them would be
+    labels = image.with_array(example.phantom.labels.array)
+    result = analyze_labels(labels, image=image, case_id="jittered")
     return _written(example.series_dir, result)
 
 
