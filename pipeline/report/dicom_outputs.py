@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .dicom_seg import seg_file_name, seg_section, write_dicom_seg
+from .dicom_seg import seg_file_name, seg_section, subregions_file_name, write_dicom_seg
 from .dicom_source import DicomObjectUnavailable
 from .dicom_sr import sr_file_name, sr_section, write_measurement_report
 from .parametric_map import t2_map_file_name, t2_map_section, write_t2_parametric_map
@@ -29,22 +29,21 @@ def write_dicom_objects(result: KneeAnalysis, out_dir: Path, results: dict) -> d
     """Write the SEG, SR and T2 Parametric Map that ``result`` allows; record each outcome in ``results``."""
     files: dict[str, Path] = {}
     results["dicom_seg"] = seg_section(result)
-    segmentation = _attempt(results, "dicom_seg", result, lambda: write_dicom_seg(result, out_dir / _name(results)))
-    if segmentation is not None:
-        files[seg_file_name(result.case_id)] = out_dir / seg_file_name(result.case_id)
+    seg_path = out_dir / seg_file_name(result.case_id)
+    segmentations = _attempt(results, "dicom_seg", result, lambda: write_dicom_seg(result, seg_path))
+    if segmentations is not None:
+        files[seg_path.name] = seg_path
+        if len(segmentations) > 1:
+            files[subregions_file_name(result.case_id)] = out_dir / subregions_file_name(result.case_id)
     results["dicom_sr"] = sr_section(results)
     sr_path = out_dir / sr_file_name(result.case_id)
-    if _attempt(results, "dicom_sr", result, lambda: write_measurement_report(result, results, segmentation, sr_path)):
+    if _attempt(results, "dicom_sr", result, lambda: write_measurement_report(result, results, segmentations, sr_path)):
         files[sr_path.name] = sr_path
     results["dicom_t2_map"] = t2_map_section(result)
     pm_path = out_dir / t2_map_file_name(result.case_id)
     if _attempt(results, "dicom_t2_map", result, lambda: write_t2_parametric_map(result, pm_path)):
         files[pm_path.name] = pm_path
     return files
-
-
-def _name(results: dict) -> str:
-    return results["dicom_seg"]["file"]
 
 
 def _attempt(results: dict, key: str, result: KneeAnalysis, write) -> Any:

@@ -1,10 +1,13 @@
 """DICOM Segmentation (SEG) of the label map, referencing the source DICOM series, for PACS and DICOM viewers.
 
-One binary SEG object built with highdicom: one segment per structure present (label and colour as in
-label_table.json), then one per femoral subregion present (they overlap the femoral cartilage segment, so that the
-measurement report can point at each region it reports). The source series' headers are already in memory
-(``result.image.source``: each echo's headers in slice order, pixel data deferred); highdicom copies the patient,
-study and frame-of-reference attributes from them.
+Two binary SEG instances of one series, built with highdicom: ``<case>_seg.dcm`` with one segment per structure
+present (label and colour as in label_table.json), and ``<case>_subregions_seg.dcm`` with one segment per femoral
+subregion present (the parcellation of the femoral cartilage that the measurement report's groups point at). Two
+objects, not one with overlapping segments: each is a label map highdicom takes as one 3-D array, where overlapping
+segments would need a (slices, rows, columns, segments) stack, about 23 times the label map's memory
+(bench/dicom_objects.py). The source series' headers are already in memory (``result.image.source``: each echo's
+headers in slice order, pixel data deferred); highdicom copies the patient, study and frame-of-reference
+attributes from them.
 
 Geometry: frame k is slice k of the label map (which lies on the image grid), placed at source file k's own
 position and referencing it (``dicom_source``). No regular volume is rebuilt and matched back to the files, so the
@@ -20,7 +23,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,30 +42,30 @@ DicomSegUnavailable = DicomObjectUnavailable
 
 @dataclass(frozen=True)
 class SegPlan:
-    """What the SEG will hold: segment names in segment-number order (1, 2, ...), and the source frames."""
+    """What the SEGs will hold: structure and femoral subregion names in segment-number order, the source frames."""
 
-    segments: tuple[str, ...]
+    structures: tuple[str, ...]
+    subregions: tuple[str, ...]
     frames: SourceFrames
-
-    def number(self, name: str) -> int | None:
-        """The segment number of a structure or femoral subregion (None when it has no segment)."""
-        return self.segments.index(name) + 1 if name in self.segments else None
 
 
 def seg_file_name(case_id: str) -> str:
     return f"{case_id}_seg.dcm"
 
 
+def subregions_file_name(case_id: str) -> str:
+    return f"{case_id}_subregions_seg.dcm"
+
+
 def plan_segmentation(result: KneeAnalysis) -> SegPlan:
     """Segments and source frames; raises DicomObjectUnavailable (with the reason) when no SEG can be made."""
     frames = source_frames(result.image, result.labels, what="DICOM Segmentation")
-    present = [name for name in L.STRUCTURES if result.structures[name].present]
-    if result.structures[L.FEMORAL_CARTILAGE].present:
-        found = np.bincount(result.subregions.array.ravel(), minlength=256)
-        present += [name for name, value in L.FEMORAL_SUBREGIONS.items() if found[value]]
-    if not present:
+    structures = tuple(name for name in L.STRUCTURES if result.structures[name].present)
+    if not structures:
         raise DicomObjectUnavailable("The label map is empty: a DICOM Segmentation needs at least one segment.")
-    return SegPlan(tuple(present), frames)
+    found = np.bincount(result.subregions.array.ravel(), minlength=256)
+    subregions = tuple(name for name, value in L.FEMORAL_SUBREGIONS.items() if found[value])
+    return SegPlan(structures, subregions, frames)
 
 
 def seg_section(result: KneeAnalysis) -> dict:
@@ -71,34 +74,50 @@ def seg_section(result: KneeAnalysis) -> dict:
         plan = plan_segmentation(result)
     except DicomObjectUnavailable as exc:
         return {"computed": False, "reason": str(exc)}
-    return {
+    section = {
         "computed": True,
         "file": seg_file_name(result.case_id),
-        "segments": {str(i): name for i, name in enumerate(plan.segments, start=1)},
+        "segments": {str(i): name for i, name in enumerate(plan.structures, start=1)},
         "segmentation_type": "BINARY",
         "references": "frame k is label-map slice k at the position of source file k (echo 1), which it references",
         "max_slice_offset_mm": round(plan.frames.max_offset_mm, 6),
     }
+    if plan.subregions:
+        section["subregions_file"] = subregions_file_name(result.case_id)
+        section["subregion_segments"] = {str(i): name for i, name in enumerate(plan.subregions, start=1)}
+    return section
 
 
-def segment_masks(result: KneeAnalysis, segments: tuple[str, ...]) -> np.ndarray:
-    """(slices, rows, columns, segments) booleans: each structure's voxels, then each femoral subregion's."""
-    masks = np.empty((*result.labels.array.shape, len(segments)), dtype=bool)
-    for n, name in enumerate(segments):
-        source, value = (
-            (result.subregions.array, L.FEMORAL_SUBREGIONS[name])
-            if name in L.FEMORAL_SUBREGIONS
-            else (result.labels.array, L.CANONICAL[name])
-        )
-        np.equal(source, value, out=masks[..., n])
-    return masks
-
-
-def build_segmentation(result: KneeAnalysis, plan: SegPlan | None = None):
-    """The highdicom Segmentation of ``result``'s label map on its source series (see the module docstring)."""
+def build_segmentations(result: KneeAnalysis, plan: SegPlan | None = None) -> tuple[Any, ...]:
+    """The structures' SEG and, when femoral cartilage is present, the subregions' SEG (one series)."""
     import highdicom as hd
 
     plan = plan or plan_segmentation(result)
+    series_uid = hd.UID()
+    structures = _numbered(result.labels.array, {name: L.CANONICAL[name] for name in plan.structures})
+    out = [_segmentation(hd, result, plan, plan.structures, structures, series_uid, 1, "KNEE_SEG")]
+    if plan.subregions:
+        values = {name: L.FEMORAL_SUBREGIONS[name] for name in plan.subregions}
+        subregions = _numbered(result.subregions.array, values)
+        out.append(_segmentation(hd, result, plan, plan.subregions, subregions, series_uid, 2, "FEMORAL_REGIONS"))
+    return tuple(out)
+
+
+def build_segmentation(result: KneeAnalysis):
+    """The structures' SEG (the one ``--labels`` reads back)."""
+    return build_segmentations(result)[0]
+
+
+def _numbered(array: np.ndarray, values: dict[str, int]) -> np.ndarray:
+    """A label-map style array: segment number n (1, 2, ... in ``values``' order) where ``array`` has value n's."""
+    lut = np.zeros(256, dtype=np.uint8)
+    for number, value in enumerate(values.values(), start=1):
+        lut[value] = number
+    return lut[array]  # (slices, rows, columns): frame k <-> source file k
+
+
+def _segmentation(hd, result, plan: SegPlan, names, pixels, series_uid, instance: int, content_label: str):
+    what = "knee segmentation" if instance == 1 else "femoral cartilage subregions"
     with warnings.catch_warnings():
         # highdicom warns about single-component person names ("ANONYMOUS"), common in exports; they are copied.
         warnings.filterwarnings(
@@ -106,28 +125,30 @@ def build_segmentation(result: KneeAnalysis, plan: SegPlan | None = None):
         )
         return hd.seg.Segmentation(
             source_images=[without_pixels(ds) for ds in plan.frames.headers],
-            pixel_array=segment_masks(result, plan.segments),  # frame k <-> source_images[k]: their positions
+            pixel_array=pixels,  # frame k <-> source_images[k]: highdicom copies its position and references it
             segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-            segment_descriptions=_descriptions(plan.segments, result),
-            series_instance_uid=hd.UID(),
+            segment_descriptions=_descriptions(names, result),
+            series_instance_uid=series_uid,
             series_number=SEG_SERIES_NUMBER,
             sop_instance_uid=hd.UID(),
-            instance_number=1,
+            instance_number=instance,
             manufacturer="KneeScope",
             manufacturer_model_name="KneeScope",
             software_versions=__version__,
             device_serial_number="none",
-            content_label="KNEE_SEG",
-            content_description="KneeScope knee segmentation (research use only)",
+            content_label=content_label,
+            content_description=f"KneeScope {what} (research use only)",
             series_description="KneeScope segmentation (research use only)",
         )
 
 
-def write_dicom_seg(result: KneeAnalysis, path: Path):
-    """Build and save the SEG; returns the highdicom Segmentation (the report references its segments)."""
-    segmentation = build_segmentation(result)
-    segmentation.save_as(path)
-    return segmentation
+def write_dicom_seg(result: KneeAnalysis, path: Path) -> tuple[Any, ...]:
+    """Build and save the SEG(s): ``path``, and the subregions' SEG beside it; returns the highdicom objects."""
+    segmentations = build_segmentations(result)
+    segmentations[0].save_as(path)
+    if len(segmentations) > 1:
+        segmentations[1].save_as(path.with_name(subregions_file_name(result.case_id)))
+    return segmentations
 
 
 def algorithm_parameters(result: KneeAnalysis) -> dict[str, str]:
@@ -154,6 +175,7 @@ def _algorithm(result: KneeAnalysis):
 
 
 def _descriptions(segments: tuple[str, ...], result: KneeAnalysis) -> list:
+    """One description per segment, numbered 1, 2, ... in ``segments``' order."""
     import highdicom as hd
 
     segmented = bool(result.provenance.get("segmentation"))

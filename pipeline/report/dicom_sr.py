@@ -1,7 +1,8 @@
 """The measurement report as a DICOM Structured Report (Comprehensive 3D SR, TID 1500), for PACS and DICOM viewers.
 
-One measurement group (TID 1411) per cartilage region with a segment in the DICOM-SEG: area-weighted mean and
-median thickness (mm), volume (mm³) and, when computed, mean T2 (ms). Each group references its SEG segment and
+One measurement group (TID 1411) per cartilage region with a segment in the DICOM-SEGs (the structures' SEG for the
+whole femoral, the tibial and the patellar cartilage, the subregions' SEG for the femoral subregions): area-weighted
+mean and median thickness (mm), volume (mm³) and, when computed, mean T2 (ms). Each group references its SEG segment and
 the source series, names the region as a finding site (bone, knee side, medial/lateral and subregion modifiers)
 and the algorithm (KneeScope version, model and weights revision, or "label map supplied"). A last group (TID
 1501) carries quality control: the segmentation QC verdict as a coded qualitative evaluation when results.json has
@@ -15,6 +16,7 @@ study identifiers (copied by highdicom from the referenced instances), as it mus
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
@@ -45,7 +47,8 @@ def sr_file_name(case_id: str) -> str:
 
 def reported_regions(results: dict) -> list[str]:
     """The cartilage regions that get a measurement group: a SEG segment and at least one number."""
-    segments = set((results.get("dicom_seg") or {}).get("segments", {}).values())
+    seg = results.get("dicom_seg") or {}
+    segments = {*seg.get("segments", {}).values(), *seg.get("subregion_segments", {}).values()}
     return [region for region in L.CARTILAGE_REGIONS if REGION_SEGMENT[region] in segments and _values(results, region)]
 
 
@@ -66,17 +69,20 @@ def sr_section(results: dict) -> dict:
     }
 
 
-def build_measurement_report(result: KneeAnalysis, results: dict, segmentation: Any):
-    """The Comprehensive 3D SR of ``results`` (the results.json dict) referencing ``segmentation`` (the SEG)."""
+def build_measurement_report(result: KneeAnalysis, results: dict, segmentations: Sequence[Any]):
+    """The Comprehensive 3D SR of ``results`` (the results.json dict) referencing the segments of
+    ``segmentations`` (the SEG instances, found by segment label)."""
     import highdicom as hd
 
     if not sr_section(results)["computed"]:
         raise DicomObjectUnavailable(sr_section(results)["reason"])
-    numbers = {str(item.SegmentLabel): int(item.SegmentNumber) for item in segmentation.SegmentSequence}
-    series_uid = str(segmentation.ReferencedSeriesSequence[0].SeriesInstanceUID)
+    segments = {
+        str(item.SegmentLabel): (seg, int(item.SegmentNumber)) for seg in segmentations for item in seg.SegmentSequence
+    }
+    series_uid = str(segmentations[0].ReferencedSeriesSequence[0].SeriesInstanceUID)
     algorithm = _algorithm(result)
     groups = [
-        _region_group(hd, region, results, segmentation, numbers[REGION_SEGMENT[region]], series_uid, algorithm)
+        _region_group(hd, region, results, *segments[REGION_SEGMENT[region]], series_uid, algorithm)
         for region in reported_regions(results)
     ]
     qc = _qc_group(hd, results)
@@ -91,7 +97,7 @@ def build_measurement_report(result: KneeAnalysis, results: dict, segmentation: 
             "ignore", message=".*unlikely to represent the intended person name", category=UserWarning
         )
         return hd.sr.Comprehensive3DSR(
-            evidence=[without_pixels(ds) for ds in source] + [segmentation],
+            evidence=[without_pixels(ds) for ds in source] + list(segmentations),
             content=report,
             series_instance_uid=hd.UID(),
             series_number=SR_SERIES_NUMBER,
@@ -104,8 +110,8 @@ def build_measurement_report(result: KneeAnalysis, results: dict, segmentation: 
         )
 
 
-def write_measurement_report(result: KneeAnalysis, results: dict, segmentation: Any, path) -> Any:
-    report = build_measurement_report(result, results, segmentation)
+def write_measurement_report(result: KneeAnalysis, results: dict, segmentations: Sequence[Any], path) -> Any:
+    report = build_measurement_report(result, results, segmentations)
     report.save_as(path)
     return report
 

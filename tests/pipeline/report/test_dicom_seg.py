@@ -15,32 +15,40 @@ from pipeline import labels as L
 from tests.clinical_fixtures import mese_case
 from tests.pacs_fixtures import dciodvfy_errors, jittered_mese_case, real_mese_case
 
+#: highdicom's refusals when a regular volume's voxels miss the series' by a fraction: translation or spacing.
+NOT_A_VOXEL_MATCH = r"(?i)non-integer (multiple of voxel spacing|scale factor)"
 
-def seg_of(case):
-    return hd.seg.segread(case.files[case.results_json["dicom_seg"]["file"]])
+
+def seg_of(case, key: str = "file"):
+    return hd.seg.segread(case.files[case.results_json["dicom_seg"][key]])
 
 
 def assert_seg_is_the_label_map(case) -> None:
-    """Every segment, read back with highdicom by the source instances it references, equals its voxels."""
-    result, seg = case.result, seg_of(case)
+    """Every segment of both SEGs, read back with highdicom by the source instances they reference, equals its
+    voxels: the structures' SEG the label map, the subregions' SEG the femoral subregion map."""
+    result, section = case.result, case.results_json["dicom_seg"]
     uids = [str(ds.SOPInstanceUID) for ds in result.image.source.echoes[0].headers]  # slice order of the labels
-    segments = case.results_json["dicom_seg"]["segments"]
-    assert [item.SegmentLabel for item in seg.SegmentSequence] == list(segments.values())
-    pixels = seg.get_pixels_by_source_instance(uids, assert_missing_frames_are_empty=True)
-    assert pixels.shape == (*result.labels.array.shape, len(segments))
-    for n, name in enumerate(segments.values()):
-        expected = (
-            result.labels.array == L.CANONICAL[name]
-            if name in L.CANONICAL
-            else result.subregions.array == L.FEMORAL_SUBREGIONS[name]
-        )
-        assert expected.any(), name
-        np.testing.assert_array_equal(pixels[..., n].astype(bool), expected, err_msg=name)
+    for key, segments_key, array, values in (
+        ("file", "segments", result.labels.array, L.CANONICAL),
+        ("subregions_file", "subregion_segments", result.subregions.array, L.FEMORAL_SUBREGIONS),
+    ):
+        seg, segments = seg_of(case, key), section[segments_key]
+        assert [item.SegmentLabel for item in seg.SegmentSequence] == list(segments.values())
+        assert seg.SeriesInstanceUID == seg_of(case).SeriesInstanceUID  # one series, two instances
+        assert seg.SegmentsOverlap == "NO"
+        pixels = seg.get_pixels_by_source_instance(uids, assert_missing_frames_are_empty=True)
+        assert pixels.shape == (*array.shape, len(segments))
+        for n, name in enumerate(segments.values()):
+            expected = array == values[name]
+            assert expected.any(), name
+            np.testing.assert_array_equal(pixels[..., n].astype(bool), expected, err_msg=name)
+    assert list(section["segments"].values()) == list(L.STRUCTURES)
+    assert list(section["subregion_segments"].values()) == list(L.FEMORAL_SUBREGIONS)
 
 
-def assert_frames_sit_on_their_files(case) -> None:
+def assert_frames_sit_on_their_files(case, key: str = "file") -> None:
     """Each frame's position is its referenced source file's own ImagePositionPatient (not a regularised grid)."""
-    seg = seg_of(case)
+    seg = seg_of(case, key)
     positions = {
         str(ds.SOPInstanceUID): [float(v) for v in ds.ImagePositionPatient]
         for ds in case.result.image.source.echoes[0].headers
@@ -55,7 +63,7 @@ def assert_frames_sit_on_their_files(case) -> None:
 @pytest.mark.slow
 def test_real_ge_mese_series_gets_a_valid_seg_equal_to_the_label_map():
     case = real_mese_case()
-    with pytest.raises(RuntimeError, match="non-integer multiple of voxel spacing"):
+    with pytest.raises(RuntimeError, match=NOT_A_VOXEL_MATCH):
         match_regular_volume(case)  # the failure this replaces
     section = case.results_json["dicom_seg"]
     assert section["computed"] is True, section
@@ -63,8 +71,10 @@ def test_real_ge_mese_series_gets_a_valid_seg_equal_to_the_label_map():
     assert 1e-4 < section["max_slice_offset_mm"] < 0.01
     assert not [w for w in case.results_json["qc"]["warnings"] if "DICOM" in w]
     assert dciodvfy_errors(case.files[section["file"]]) == []
+    assert dciodvfy_errors(case.files[section["subregions_file"]]) == []
     assert_seg_is_the_label_map(case)
     assert_frames_sit_on_their_files(case)
+    assert_frames_sit_on_their_files(case, "subregions_file")
 
 
 # --- a synthetic series with jittered positions and gaps ----------------------------------------------------------
@@ -77,7 +87,7 @@ def test_jittered_series_defeats_matching_a_regular_volume():
     steps = np.diff([float(np.dot(normal, np.asarray(h.ImagePositionPatient, float))) for h in headers])
     assert 0 < np.ptp(steps) <= 4 * 0.001 * np.sqrt(3)  # jittered by the fixture's ±0.001 mm, no more
     assert float(headers[0].SliceThickness) < np.median(steps)  # gaps between the slices
-    with pytest.raises(RuntimeError, match="Non-integer scale factor"):
+    with pytest.raises(RuntimeError, match=NOT_A_VOXEL_MATCH):
         match_regular_volume(case)
 
 
@@ -114,12 +124,14 @@ def test_jittered_gapped_series_gets_a_valid_seg_equal_to_the_label_map():
     section = case.results_json["dicom_seg"]
     assert section["computed"] is True, section
     assert dciodvfy_errors(case.files[section["file"]]) == []
+    assert dciodvfy_errors(case.files[section["subregions_file"]]) == []
     assert_seg_is_the_label_map(case)
     assert_frames_sit_on_their_files(case)
+    assert_frames_sit_on_their_files(case, "subregions_file")
 
 
 def test_seg_segments_carry_subregion_codes_and_the_knee_side():
-    seg = seg_of(jittered_mese_case())
+    seg = seg_of(jittered_mese_case(), "subregions_file")
     by_label = {item.SegmentLabel: item for item in seg.SegmentSequence}
     item = by_label["femoral_medial_posterior"]
     assert item.SegmentedPropertyTypeCodeSequence[0].CodeValue == "309312004"  # cartilage
@@ -128,7 +140,6 @@ def test_seg_segments_carry_subregion_codes_and_the_knee_side():
     assert {m.CodeValue for m in region.AnatomicRegionModifierSequence} == {"255561001", "255551008"}
     side = item.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence[0]
     assert side.CodeValue == "24028007"  # right knee
-    assert seg.SegmentsOverlap == "YES"  # the subregions lie inside the femoral cartilage segment
 
 
 # --- a refusal or a failure is visible everywhere ------------------------------------------------------------------
@@ -150,7 +161,8 @@ def test_forced_seg_failure_shows_in_json_csv_warnings_and_pdf(tmp_path, monkeyp
     data = json.loads(files["results.json"].read_text())
     section = data["dicom_seg"]
     assert section["computed"] is False and "forced writer failure" in section["reason"]
-    assert not any(name.endswith("_seg.dcm") for name in files)
+    assert not any(name.endswith(("_seg.dcm", "_sr.dcm")) for name in files)
+    assert f"{result.case_id}_t2map.dcm" in files  # the T2 map needs no SEG
     warning = next(w for w in data["qc"]["warnings"] if w.startswith("DICOM-SEG not written"))
     assert "forced writer failure" in warning
     assert data["dicom_sr"]["computed"] is False and "No DICOM-SEG" in data["dicom_sr"]["reason"]

@@ -36,15 +36,17 @@ def expected_measurements(results: dict, region: str) -> dict[tuple[str, str | N
 
 def assert_report_equals_results(case) -> None:
     results, report = case.results_json, report_of(case)
-    seg = pydicom.dcmread(case.files[results["dicom_seg"]["file"]], stop_before_pixels=True)
-    seg_labels = {int(item.SegmentNumber): item.SegmentLabel for item in seg.SegmentSequence}
+    segs = [pydicom.dcmread(case.files[results["dicom_seg"][key]]) for key in ("file", "subregions_file")]
+    seg_labels = {
+        (s.SOPInstanceUID, int(item.SegmentNumber)): item.SegmentLabel for s in segs for item in s.SegmentSequence
+    }
     series_uid = case.result.image.source.series["series_instance_uid"]
     groups = report.content.get_volumetric_roi_measurement_groups()
     assert [g.tracking_identifier for g in groups] == [f"{r} cartilage" for r in L.CARTILAGE_REGIONS]
     for region, group in zip(L.CARTILAGE_REGIONS, groups, strict=True):
         segment = group.referenced_segment
-        assert segment.referenced_sop_instance_uid == seg.SOPInstanceUID
-        assert seg_labels[segment.referenced_segment_numbers[0]] == REGION_SEGMENT[region]
+        referenced = (segment.referenced_sop_instance_uid, segment.referenced_segment_numbers[0])
+        assert seg_labels[referenced] == REGION_SEGMENT[region]  # in the SEG instance that holds it
         assert segment.source_series_for_segmentation.value == series_uid
         found = {
             (m.name.value, None if m.derivation is None else m.derivation.value): (m.value, m.unit.value)
@@ -60,7 +62,7 @@ def assert_report_equals_results(case) -> None:
         algorithm = {item.ConceptNameCodeSequence[0].CodeValue: item.get("TextValue") for item in items}
         assert algorithm["111001"] == "KneeScope"  # Algorithm Name
     evidence = report.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence
-    assert {series_uid, seg.SeriesInstanceUID} <= {item.SeriesInstanceUID for item in evidence}
+    assert {series_uid, segs[0].SeriesInstanceUID} <= {item.SeriesInstanceUID for item in evidence}
 
 
 def test_sr_on_the_jittered_series_is_valid_and_equals_results_json():
@@ -89,7 +91,8 @@ def report_with(tmp_path, **qc):
     case = jittered_mese_case()
     results = copy.deepcopy(case.results_json)
     results["qc"].update(qc)
-    report = build_measurement_report(case.result, results, hd.seg.segread(case.files["jittered_seg.dcm"]))
+    segs = [hd.seg.segread(case.files[name]) for name in ("jittered_seg.dcm", "jittered_subregions_seg.dcm")]
+    report = build_measurement_report(case.result, results, segs)
     report.save_as(tmp_path / "sr.dcm")
     assert dciodvfy_errors(tmp_path / "sr.dcm") == []
     return hd.sr.srread(tmp_path / "sr.dcm")
