@@ -27,6 +27,7 @@ from .. import dicom_codes as C
 from .. import labels as L
 from ..errors import GeometryMismatchError, InvalidInputError
 from ..volume import Volume
+from .files import sha256_of
 from .limits import ImageLimits
 
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
@@ -91,7 +92,7 @@ class DicomSegLabels:
     def _by_references(self, uids: list[str], image: Volume) -> Volume:
         def fetch(numbers: list[int]) -> np.ndarray:
             return self.segmentation.get_pixels_by_source_instance(
-                uids, segment_numbers=numbers, assert_missing_frames_are_empty=True, dtype=np.float32
+                uids, segment_numbers=numbers, assert_missing_frames_are_empty=True, dtype=pixel_type(self.segmentation)
             )
 
         _, nj, ni = image.array.shape
@@ -158,10 +159,12 @@ def read_dicom_seg(path: Path, *, limits: ImageLimits | None = None):
             "tibia, patella, cartilage, menisci), by its codes or its label. Name the segments, e.g. "
             "'femoral cartilage'."
         )
-    facts = {"file_name": path.name, "file_size_bytes": path.stat().st_size, "source_format": "DICOM-SEG"}
-    from .files import sha256_of
-
-    facts["sha256"] = sha256_of(path)
+    facts = {
+        "file_name": path.name,
+        "file_size_bytes": path.stat().st_size,
+        "sha256": sha256_of(path),
+        "source_format": "DICOM-SEG",
+    }
     own_grid = _own_grid(segmentation, matches, path.name, facts)  # also when an image will place it: cheap
     reader = DicomSegLabels(
         path.name,
@@ -268,6 +271,11 @@ def combine(matches: tuple[SegmentMatch, ...], fetch, name: str) -> np.ndarray:
     return out
 
 
+def pixel_type(segmentation: Any) -> type:
+    """Fractions (0-1, thresholded at 0.5) for a FRACTIONAL SEG; bytes (0/1) otherwise, a quarter of the memory."""
+    return np.float32 if getattr(segmentation, "SegmentationType", "") == "FRACTIONAL" else np.uint8
+
+
 def _voxels(segmentation: Any, number: int) -> int:
     """Voxels of one (ignored) segment, for the QC warning."""
     frames = [
@@ -296,7 +304,7 @@ def _own_grid(segmentation: Any, matches: tuple[SegmentMatch, ...], name: str, f
         )
 
     def fetch(numbers: list[int]) -> np.ndarray:
-        return segmentation.get_volume(segment_numbers=numbers, dtype=np.float32).array
+        return segmentation.get_volume(segment_numbers=numbers, dtype=pixel_type(segmentation)).array
 
     labels = combine(matches, fetch, name)
     affine = np.asarray(geometry.affine, dtype=float)  # (slice, row, column) index -> patient LPS mm
