@@ -17,8 +17,8 @@ from . import result_tables, slice_images
 from .jobs import Job, JobStore
 
 LAYER_CARTILAGE, LAYER_MENISCI, LAYER_SHAPE = "Cartilage", "Menisci", "Shape model"
-#: The PDF case report, its PNG preview and the DICOM-SEG (DICOM inputs only), offered first.
-CLINICAL_SUFFIXES = ("_report.pdf", "_report.png", "_seg.dcm")
+#: The PDF case report, its PNG preview and the DICOM objects (SEG, SR, T2 map: DICOM inputs only), offered first.
+CLINICAL_SUFFIXES = ("_report.pdf", "_report.png", "_seg.dcm", "_sr.dcm", "_t2map.dcm")
 COLOUR_THICKNESS, COLOUR_T2 = "Thickness", "T2"
 BSCORE_EXPLANATION = (
     "BScore: how far the femur's shape lies along the osteoarthritis direction of the ShapeMedKnee shape model, in "

@@ -22,7 +22,7 @@ NOTICE = (
     "you cancel or leave the page; uploads and results are deleted after {hours:g} hours."
 )
 FILE_TYPES = [".nii", ".nii.gz", ".gz", ".nrrd", ".mha", ".zip", ".dcm"]
-LABEL_TYPES = [".nii", ".nii.gz", ".gz", ".nrrd", ".mha"]
+LABEL_TYPES = [".nii", ".nii.gz", ".gz", ".nrrd", ".mha", ".dcm"]  # .dcm: a DICOM-SEG
 NO_MODEL = "(none: analysis of label maps only)"
 
 

@@ -15,7 +15,9 @@ T2_CHOICES = {"auto": None, "on": True, "off": False}
 def add_parser(sub) -> None:
     analyze = sub.add_parser("analyze", help="segment and analyse a knee MRI, or analyse a given segmentation")
     analyze.add_argument("image", nargs="?", help="the MRI (NIfTI, NRRD, MHA, DICOM folder or zip)")
-    analyze.add_argument("--labels", help="existing segmentation (NIfTI, NRRD or MHA label map); skips segmenting")
+    analyze.add_argument(
+        "--labels", help="existing segmentation (NIfTI, NRRD or MHA label map, or a DICOM-SEG .dcm); skips segmenting"
+    )
     add_label_scheme(analyze)
     add_model_options(analyze)
     add_stage_options(analyze)

@@ -53,7 +53,7 @@ def precheck(case: CohortCase) -> None:
         if not case.labels.is_file():
             raise InvalidInputError(f"{case.labels.name}: label map not found ({case.labels}).")
         if not case.labels.name.lower().endswith(LABEL_SUFFIXES):
-            raise InvalidInputError(f"{case.labels.name}: label maps must be NIfTI, NRRD or MHA files.")
+            raise InvalidInputError(f"{case.labels.name}: label maps must be NIfTI, NRRD, MHA or DICOM-SEG files.")
         if case.label_scheme.lower() != "auto":
             resolve_scheme(case.label_scheme)
 

@@ -2,7 +2,8 @@
 
 ``files`` (NIfTI/NRRD/MHA, dispatch), ``dicom`` (series discovery, echoes, headers kept), ``multiframe``,
 ``archives`` (zips), ``headers`` (size limits and truncation, from headers only), ``limits``, ``labelmaps``
-(schemes -> canonical), ``grids`` (a label map onto its image's grid), ``native_logs`` (ITK/VTK messages to logging).
+(schemes -> canonical; DICOM-SEGs through ``dicom_seg_reader``), ``grids`` (a label map onto its image's grid),
+``native_logs`` (ITK/VTK messages to logging).
 No module here imports SimpleITK, pydicom or VTK at import time.
 """
 

@@ -42,6 +42,33 @@ def axis_mapping(moving: Volume, fixed: Volume) -> tuple[tuple[int, int, int], t
     return perm, flip  # type: ignore[return-value]
 
 
+def embed_on_grid(moving: Volume, fixed: Volume) -> Volume | None:
+    """``moving``'s voxels on ``fixed``'s grid when they are a block of it (same voxel centres, axes permuted or
+    flipped, possibly fewer slices, e.g. a DICOM-SEG that left out its empty frames); zeros elsewhere. None when
+    the grids do not share their voxel centres."""
+    m = np.linalg.inv(fixed.affine) @ moving.affine  # moving index -> fixed index
+    rotation, shift = m[:3, :3], m[:3, 3]
+    signs = np.rint(rotation)
+    if np.abs(rotation - signs).max() > INDEX_TOLERANCE or not np.array_equal(np.abs(signs).sum(0), np.ones(3)):
+        return None
+    if not np.array_equal(np.abs(signs).sum(1), np.ones(3)):
+        return None
+    perm = [int(np.flatnonzero(signs[b])[0]) for b in range(3)]
+    flip = [bool(signs[b, perm[b]] < 0) for b in range(3)]
+    starts = []
+    for b in range(3):
+        n = moving.size[perm[b]]
+        first = float(shift[b]) - (n - 1 if flip[b] else 0)  # fixed index of the block's lowest corner
+        if abs(first - round(first)) > INDEX_TOLERANCE or round(first) < 0 or round(first) + n > fixed.size[b]:
+            return None
+        starts.append(round(first))
+    block = moving.array.transpose(2, 1, 0).transpose(perm)  # ITK (i, j, k) order, then fixed's axis order
+    block = np.flip(block, axis=tuple(b for b in range(3) if flip[b])) if any(flip) else block
+    out = np.zeros(fixed.size, dtype=moving.array.dtype)
+    out[tuple(slice(start, start + n) for start, n in zip(starts, block.shape, strict=True))] = block
+    return Volume(np.ascontiguousarray(out.transpose(2, 1, 0)), fixed.spacing, fixed.origin, fixed.direction)
+
+
 def describe_grid(volume: Volume) -> str:
     def fmt(values) -> str:
         return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
@@ -56,8 +83,12 @@ def align_to_grid(labels: Volume, image: Volume) -> tuple[Volume, str | None]:
     """``labels`` on ``image``'s grid, and a note when it had to be reoriented (None when already there).
 
     Raises:
-        GeometryMismatchError: the grids do not share their voxel centres (both described).
+        GeometryMismatchError: the grids do not share their voxel centres (both described); a DICOM-SEG made on
+            another series.
     """
+    place_on = getattr(labels.source, "place_on", None)  # a DICOM-SEG places itself (io.dicom_seg_reader)
+    if place_on is not None:
+        return place_on(image)
     if not image.same_grid(labels):
         return labels, None
     mapping = axis_mapping(labels, image)

@@ -1,9 +1,12 @@
-"""Label maps: read one and convert it to the canonical scheme, reporting the values the scheme does not name."""
+"""Label maps: read one and convert it to the canonical scheme, reporting the values the scheme does not name.
+
+The one reader the CLI, the app, batch runs and the comparison share: NIfTI, NRRD and MHA files through a label
+scheme, and DICOM Segmentation objects (``dicom_seg_reader``: segments mapped by their codes, placed on the image
+by the instances they reference).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,24 +15,11 @@ from ..errors import InvalidInputError
 from ..labels import LabelScheme, resolve_scheme
 from ..volume import Volume
 from .files import check_3d, read_volume_file, with_file_facts
+from .label_types import LoadedLabels, SchemeSpec
 from .limits import ImageLimits
 from .sanity import check_finite_labels, check_geometry
 
-LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
-#: 'auto', 'native', 'canonical', a JSON file, a dict of structure -> value, or a LabelScheme.
-SchemeSpec = str | Path | Mapping[str, int] | LabelScheme
-
-
-@dataclass(frozen=True)
-class LoadedLabels:
-    """A label map converted to the canonical scheme, and what the conversion found."""
-
-    volume: Volume
-    scheme: LabelScheme
-    ignored_values: dict[int, int]  # value -> voxel count, for values the scheme does not name
-    note: str | None = None  # how an 'auto' scheme was decided
-
-
+LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".dcm")
 AUTO = "auto"
 #: 'auto' decides between the two published schemes by where the bones are: they are the three largest structures,
 #: labels 1-3 in canonical maps and 7-9 in native ones; the winner must hold this many times the other's voxels.
@@ -100,16 +90,32 @@ def check_label_map_path(path: str | Path) -> None:
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"{path.name}: label map not found.")
+    if _is_dicom(path):
+        return  # a DICOM-SEG: its reader checks its header (kind and size) before decoding
     if not path.name.lower().endswith(LABEL_SUFFIXES):
-        raise InvalidInputError(f"{path.name}: label maps must be NIfTI (.nii/.nii.gz), NRRD (.nrrd) or MHA (.mha).")
+        raise InvalidInputError(
+            f"{path.name}: label maps must be NIfTI (.nii/.nii.gz), NRRD (.nrrd), MHA (.mha) or a DICOM-SEG (.dcm)."
+        )
 
 
 def load_label_map(path: str | Path, scheme: SchemeSpec, *, limits: ImageLimits | None = None) -> LoadedLabels:
-    """Read a NIfTI/NRRD/MHA label map (its header checked, its data decoded once) in canonical values."""
+    """Read a NIfTI/NRRD/MHA label map (its header checked, its data decoded once) in canonical values, or a
+    DICOM-SEG (whose segments are mapped by their codes: ``scheme`` does not apply)."""
     path = Path(path)
     check_label_map_path(path)
+    if _is_dicom(path):
+        from .dicom_seg_reader import read_dicom_seg
+
+        return read_dicom_seg(path, limits=limits)
     volume = with_file_facts(read_volume_file(path, limits), path)
     check_3d(volume, path.name)
     check_geometry(volume, path.name)
     check_finite_labels(volume, path.name)
     return to_canonical(volume, scheme, name=path.name)
+
+
+def _is_dicom(path: Path) -> bool:
+    """A .dcm name, or an extensionless DICOM file as PACS exports write them."""
+    from .dicom import is_dicom_file
+
+    return path.name.lower().endswith(".dcm") or (path.is_file() and is_dicom_file(path))

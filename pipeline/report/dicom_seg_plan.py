@@ -1,66 +1,66 @@
-"""Whether a DICOM Segmentation can be made for an analysis, and what it will hold: the ``dicom_seg`` section of
+"""Whether DICOM Segmentations can be made for an analysis, and what they will hold: the ``dicom_seg`` section of
 results.json. Planning only (no highdicom): the results class reads it, the SEG writer (``dicom_seg``) follows it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from .. import labels as L
+from .dicom_source import DicomObjectUnavailable, SourceFrames, source_frames
 
 if TYPE_CHECKING:
     from .analysis_view import AnalysisView
 
-
-class DicomSegUnavailable(Exception):
-    """No SEG can be made for this result; the message says why (recorded in results.json)."""
+#: Kept for callers of the earlier name.
+DicomSegUnavailable = DicomObjectUnavailable
 
 
 @dataclass(frozen=True)
 class SegPlan:
-    """What the SEG will hold: segment number -> structure, and the source headers it references."""
+    """What the SEGs will hold: structure and femoral subregion names in segment-number order, the source frames."""
 
     structures: tuple[str, ...]
-    source_headers: tuple[Any, ...]
+    subregions: tuple[str, ...]
+    frames: SourceFrames
 
 
 def seg_file_name(case_id: str) -> str:
     return f"{case_id}_seg.dcm"
 
 
+def subregions_file_name(case_id: str) -> str:
+    return f"{case_id}_subregions_seg.dcm"
+
+
 def plan_segmentation(result: AnalysisView) -> SegPlan:
-    """Which structures and source headers; raises DicomSegUnavailable (with the reason) for non-DICOM inputs."""
-    image = result.image
-    if image is None:
-        raise DicomSegUnavailable(
-            "No image was analysed (label map only): a DICOM Segmentation must reference the DICOM series it "
-            "segments. Give the DICOM series with the label map to get one."
-        )
-    source = image.source
-    if source is None:
-        kind = image.meta.get("source_format") or "a non-DICOM file"
-        raise DicomSegUnavailable(
-            f"The image was read from {kind} ({image.meta.get('file_name') or 'in memory'}), not from a classic "
-            "DICOM series whose headers were kept: a DICOM Segmentation references the source DICOM instances. "
-            "Upload the DICOM series (folder or zip) to get one."
-        )
-    headers = tuple(source.echoes[0].headers)
-    if len(headers) != image.array.shape[0]:
-        raise DicomSegUnavailable("The DICOM series does not have one file per slice; no DICOM-SEG was written.")
-    present = tuple(name for name in L.STRUCTURES if result.structures[name].present)
-    return SegPlan(present, headers)
+    """Segments and source frames; raises DicomObjectUnavailable (with the reason) when no SEG can be made."""
+    frames = source_frames(result.image, result.labels, what="DICOM Segmentation")
+    structures = tuple(name for name in L.STRUCTURES if result.structures[name].present)
+    if not structures:
+        raise DicomObjectUnavailable("The label map is empty: a DICOM Segmentation needs at least one segment.")
+    found = np.bincount(result.subregions.array.ravel(), minlength=256)
+    subregions = tuple(name for name, value in L.FEMORAL_SUBREGIONS.items() if found[value])
+    return SegPlan(structures, subregions, frames)
 
 
 def seg_section(result: AnalysisView) -> dict:
     """The ``dicom_seg`` section of results.json: what will be written, or why nothing is."""
     try:
         plan = plan_segmentation(result)
-    except DicomSegUnavailable as exc:
+    except DicomObjectUnavailable as exc:
         return {"computed": False, "reason": str(exc)}
-    return {
+    section = {
         "computed": True,
         "file": seg_file_name(result.case_id),
         "segments": {str(i): name for i, name in enumerate(plan.structures, start=1)},
         "segmentation_type": "BINARY",
-        "references": "every frame references its source SOP instance (echo 1) of the analysed series",
+        "references": "frame k is label-map slice k at the position of source file k (echo 1), which it references",
+        "max_slice_offset_mm": round(plan.frames.max_offset_mm, 6),
     }
+    if plan.subregions:
+        section["subregions_file"] = subregions_file_name(result.case_id)
+        section["subregion_segments"] = {str(i): name for i, name in enumerate(plan.subregions, start=1)}
+    return section

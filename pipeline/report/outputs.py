@@ -1,5 +1,5 @@
-"""Write an analysis to a folder: label maps, meshes, GLB, results JSON/CSV, provenance, the DICOM-SEG (DICOM
-inputs), the PDF case report with its PNG preview, and one zip."""
+"""Write an analysis to a folder: label maps, meshes, GLB, results JSON/CSV, provenance, the DICOM objects (SEG, SR,
+T2 Parametric Map: DICOM inputs), the PDF case report with its PNG preview, and one zip."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import labels as L
-from .dicom_seg import write_dicom_seg
-from .dicom_seg_plan import seg_file_name
+from .dicom_outputs import write_dicom_objects
 from .meshes import knee_glb_layers, write_glb, write_vtk
 from .pdf import report_file_names, write_case_report
 from .table import row_of
@@ -30,15 +29,15 @@ def write_outputs(
 ) -> dict[str, Path]:
     """Write all files of ``result`` (a KneeAnalysis) under ``out_dir``; returns name -> path.
 
-    ``results``: ``result.to_dict()`` when the caller has it already (it is derived once per case). The PDF renders
+    ``results``: ``result.to_dict()`` when the caller has it already (it is derived once per case); it is completed
+    here with what writing found (the DICOM objects' outcomes, the files), as results.json is. The PDF renders
     in a second thread while the files written before it are compressed into the zip: matplotlib holds Python's
     lock, zlib releases it, so the two share the cores instead of taking turns.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = dict(results) if results is not None else result.to_dict()
+    results = results if results is not None else result.to_dict()
     files = {**_volumes(result, out_dir), **_meshes(result, out_dir)}
-    if results["dicom_seg"]["computed"]:
-        files.update(_dicom_seg(result, out_dir, results))
+    files.update(write_dicom_objects(result, out_dir, results))  # before the PDF and CSV: they show the outcome
     pdf_name, png_name = report_file_names(result.case_id)
     archive = ZipAppender(out_dir, out_dir / f"{result.case_id}_results.zip") if make_zip else None
     try:
@@ -83,17 +82,6 @@ def _meshes(result: AnalysisView, out_dir: Path) -> dict[str, Path]:
     if layers:
         files["knee.glb"] = write_glb(layers, out_dir / "knee.glb")
     return files
-
-
-def _dicom_seg(result: AnalysisView, out_dir: Path, results: dict) -> dict[str, Path]:
-    """Write the SEG; a failure is recorded in results["dicom_seg"] instead of losing the other outputs."""
-    name = seg_file_name(result.case_id)
-    try:
-        return {name: write_dicom_seg(result, out_dir / name)}
-    except Exception as exc:  # highdicom refuses odd geometries/headers in many ways; none may cost the analysis
-        logger.exception("DICOM-SEG not written")
-        results["dicom_seg"] = {"computed": False, "reason": f"The DICOM-SEG could not be written: {exc}"}
-        return {}
 
 
 def write_json(path: Path, data: dict) -> Path:

@@ -142,7 +142,25 @@ def summary_lines(results: dict) -> list[str]:
     shape = results["shape_model"]
     if shape.get("computed"):
         lines.append(f"BScore: {number(shape.get('bscore'))} (shape model {shape.get('model_id')})")
-    return lines
+    return [*lines, dicom_line(results)]
+
+
+DICOM_OBJECTS = (("dicom_seg", "SEG"), ("dicom_sr", "SR measurement report"), ("dicom_t2_map", "T2 Parametric Map"))
+
+
+def dicom_line(results: dict) -> str:
+    """Which DICOM objects were written, and why any was not (the T2 map only where T2 was computed)."""
+    seg = results.get("dicom_seg") or {}
+    if not seg.get("computed"):
+        return f"DICOM objects: none. DICOM-SEG not written: {seg.get('reason', 'not attempted')}"
+    parts = []
+    for key, label in DICOM_OBJECTS:
+        section = results.get(key) or {}
+        if section.get("computed"):
+            parts.append(f"{label} written")
+        elif key != "dicom_t2_map" or results["t2"].get("computed"):
+            parts.append(f"{label} not written: {section.get('reason', 'not attempted')}")
+    return "DICOM objects: " + "; ".join(parts)
 
 
 def warning_lines(results: dict, *, limit: int = 10) -> list[str]:

@@ -74,6 +74,13 @@ def _t2(prefix: str, path: str, where: str) -> tuple[Column, ...]:
     )
 
 
+def _dicom(key: str, what: str) -> tuple[Column, ...]:
+    return (
+        Column(f"{key}_computed", f"{key}.computed", f"1 if {what} was written, else 0"),
+        Column(f"{key}_reason", f"{key}.reason", f"why {what} was not written (empty when written)"),
+    )
+
+
 def _nsm(name: str, key: str, meaning: str) -> Column:
     return Column(name, f"shape_model.{key}", meaning)
 
@@ -164,6 +171,14 @@ COLUMN_GROUPS: tuple[ColumnGroup, ...] = (
         (
             Column("n_qc_warnings", "qc.warnings", "number of QC warnings", kind="count"),
             Column("qc_warnings", "qc.warnings", "the QC warnings' texts, joined by ' | '", kind="join"),
+        ),
+    ),
+    ColumnGroup(
+        "DICOM objects (DICOM series inputs)",
+        (
+            *_dicom("dicom_seg", "the DICOM-SEG"),
+            *_dicom("dicom_sr", "the DICOM SR measurement report"),
+            *_dicom("dicom_t2_map", "the DICOM T2 Parametric Map"),
         ),
     ),
 )

@@ -22,9 +22,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.fixtures import REPO
-
 from pipeline.cli import main
+from tests.fixtures import REPO
 
 ROOT = REPO
 

@@ -23,9 +23,9 @@ from tests.fixtures import qdess as qf
 from tests.fixtures.clinical import CASE_ID, PATIENT, mese_case
 
 SEG_CODES = {  # structure -> (category, type, anatomic region, region modifier)
-    "femur": ("123037004", "71341001", None, None),
-    "tibia": ("123037004", "12611008", None, None),
-    "patella": ("123037004", "64234005", None, None),
+    "femur": ("91723000", "71341001", None, None),
+    "tibia": ("91723000", "12611008", None, None),
+    "patella": ("91723000", "64234005", None, None),
     "femoral_cartilage": ("85756007", "309312004", "71341001", None),
     "medial_tibial_cartilage": ("85756007", "309312004", "12611008", "255561001"),
     "lateral_tibial_cartilage": ("85756007", "309312004", "12611008", "49370004"),
