@@ -19,7 +19,7 @@ from pipeline.engine import analyze_labels
 from pipeline.errors import GeometryMismatchError, InvalidInputError
 from pipeline.io import align_to_grid, load_image, load_label_map, write_volume
 from pipeline.io.grids import embed_on_grid
-from tests.clinical_fixtures import mese_case
+from tests.fixtures.clinical import mese_case
 from tests.fixtures.pacs import jittered_mese_case
 
 NUMBERS = ("structures", "cartilage", "laterality", "t2")

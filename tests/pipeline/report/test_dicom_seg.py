@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pipeline import labels as L
-from tests.clinical_fixtures import mese_case
+from tests.fixtures.clinical import mese_case
 from tests.fixtures.pacs import dciodvfy_errors, jittered_mese_case, real_mese_case
 
 #: highdicom's refusals when a regular volume's voxels miss the series' by a fraction: translation or spacing.
