@@ -65,6 +65,8 @@ class AnalysisRequest:
     limits: ImageLimits | None = None
 
     def __post_init__(self) -> None:
+        if self.config is None:  # callers pass config=None for "the defaults" (as Engine.analyze always allowed)
+            object.__setattr__(self, "config", AnalysisConfig())
         # Inputs may be missing here: a request without them is the options every case of a cohort shares (each case
         # adds its own); the engine refuses to run one (``check_inputs``).
         for name, value in (("image", self.image), ("labels", self.labels)):

@@ -41,6 +41,10 @@ def test_a_volume_read_already_keeps_the_name_of_its_file(tmp_path):
     assert AnalysisRequest(labels=loaded.volume.with_meta(file_name=None)).name == "knee"
 
 
+def test_config_none_means_the_defaults():
+    assert AnalysisRequest(labels="x.nrrd", config=None).config == AnalysisConfig()
+
+
 def test_a_request_without_inputs_is_a_template_and_cannot_run():
     template = AnalysisRequest(t2=True, config=AnalysisConfig(ray_step_mm=0.05))
     case = template.with_changes(labels="x.nrrd", case_id="x")
