@@ -38,7 +38,11 @@ def imports_of(path: Path, modules: set[str]) -> set[str]:
 
 
 def import_graph(top: str) -> dict[str, set[str]]:
-    files = [p for p in (ROOT / top).rglob("*.py") if "__pycache__" not in p.parts]
+    files = [
+        p
+        for p in (ROOT / top).rglob("*.py")
+        if "__pycache__" not in p.parts and not any(part.startswith(".venv") for part in p.parts)  # side venvs
+    ]
     modules = {module_name(p) for p in files}
     return {module_name(p): imports_of(p, modules) for p in files}
 
