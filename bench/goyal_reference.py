@@ -286,10 +286,9 @@ def _versions(tf, keras, keras3=None) -> dict:
 def standin_data(args) -> None:
     """(project venv) Synthetic knees through the Goyal preprocessing, per plane, at the stand-in sizes."""
     sys.path.insert(0, str(ROOT))
+    from pipeline import labels as L
     from pipeline.segmentation.goyal.planes import PLANES, to_plane
     from pipeline.segmentation.goyal.preprocess import resize_slices, whiten
-
-    from pipeline import labels as L
     from pipeline.synthetic import PhantomSpec, make_phantom, render_mr
 
     rng = np.random.default_rng(SEED)
@@ -347,6 +346,10 @@ def standin(args) -> None:
         for dataset in datasets:
             history = model.fit(dataset, epochs=1, verbose=0)
         print(f"epoch {epoch}: loss {history.history['loss'][-1]:.4f}", flush=True)
+        _save_standin(keras, model, filters, epoch + 1, history, data, tf)  # every epoch: a long run can be stopped
+
+
+def _save_standin(keras, model, filters, epochs, history, data, tf) -> None:
     STANDIN.mkdir(parents=True, exist_ok=True)
     records = {}
     for file_name, size in STANDIN_FILES.items():
@@ -365,14 +368,13 @@ def standin(args) -> None:
         "what": "STAND-IN for aagatti/dosma_bones in its published layout: a tiny U-Net of the DOSMA 2-D family "
         "trained on synthetic knees only (tests; meaningless on real MRI)",
         "filters": list(filters),
-        "epochs": args.epochs,
+        "epochs": epochs,
         "final_loss": float(history.history["loss"][-1]),
         "training_slices": {p: len(data[f"{p}_x"]) for p in ("sagittal", "coronal", "axial")},
         "versions": _versions(tf, keras),
         "files": records,
     }
     (STANDIN / "standin.json").write_text(json.dumps(info, indent=2) + "\n")
-    print(json.dumps(info, indent=2))
 
 
 def full_size(args) -> None:

@@ -34,6 +34,7 @@ from .outcome import NotComputed
 from .progress import ProgressFn, StageTimer, no_progress, scaled
 from .report.provenance import build_provenance
 from .report.results import KneeAnalysis
+from .segmentation.registry import SEGMENTATION_MODELS as _SEGMENTATION_MODELS
 from .shape.stage import ShapeOptions, shape_stage
 from .t2.stage import t2_stage
 from .volume import Volume
@@ -42,8 +43,8 @@ from .weights import model_dir_from_env, resolve_model
 logger = logging.getLogger(__name__)
 
 DEMO_MODEL = "demo"
-#: Segmentation models offered, best first.
-SEGMENTATION_MODELS = ("fullres", "cascade", DEMO_MODEL)
+#: Segmentation models offered, best first (nnU-Net, the Goyal 2-D U-Nets, the demo).
+SEGMENTATION_MODELS = _SEGMENTATION_MODELS
 #: Share of the progress bar given to segmentation (the rest is meshes, thickness, T2, shape model).
 SEGMENTATION_SHARE = 0.75
 DEMO_WARNING = (
@@ -101,7 +102,7 @@ class Engine:
         """Resolve the model's weights (see ``pipeline.weights``), verify them and load the predictor(s) once.
 
         Args:
-            model: manifest name: 'fullres', 'cascade' or 'demo'.
+            model: manifest name: one of SEGMENTATION_MODELS ('fullres', 'cascade', 'goyal-*', 'demo').
             inference: device, mirroring, sliding-window step, fp16 (defaults: InferenceOptions()).
             model_dir: local copy in the published layout (default: $KNEESCOPE_MODEL_DIR).
             download: allow fetching missing weights from the Hub.
@@ -379,11 +380,11 @@ class Engine:
 
 # --- helpers ---------------------------------------------------------------------------------------------------
 def _load_segmenter(model: str, model_dir: Path | None, inference: InferenceOptions, download: bool):
-    from .segmentation import Segmenter
+    from .segmentation.registry import segmenter_class
 
     # A model dir holds a copy of the published models; the demo model always comes from this repository.
     resolved = resolve_model(model, model_dir=None if model == DEMO_MODEL else model_dir, download=download)
-    return Segmenter.from_model(resolved, options=inference)
+    return segmenter_class(resolved.entry).from_model(resolved, options=inference)
 
 
 def _load_labels(

@@ -176,6 +176,8 @@ def parse_model_config(
     class_name = config.get("class_name")
     body = config.get("config") or {}
     raw_layers = body.get("layers") or []
+    inputs_spec: Any
+    outputs_spec: Any
     if class_name == "Sequential":
         raw_layers = _sequential_as_functional(raw_layers, source)
         inputs_spec, outputs_spec = [[raw_layers[0]["name"], 0, 0]], [[raw_layers[-1]["name"], 0, 0]]
