@@ -32,9 +32,9 @@ the same family on synthetic knees and saves it under the published file names o
 small fixed input sizes (sagittal 128x128, coronal and axial 64x128): ``tests/data/goyal/standin/``. The tests use
 it as a fixture-sized stand-in for the real weights (engine, CLI, batch, app end to end).
 
-``full-size`` (TF venv) saves a random-weight full-size sagittal network (512x512, the filter counts inferred from
-DOSMA's 2-D U-Nets: 32..1024 over 6 levels) to ``bench/data/goyal_fullsize_sagittal.h5`` for
-``bench/goyal_speed.py``.
+``full-size`` (TF venv) saves random-weight full-size networks (the filter counts inferred from DOSMA's 2-D U-Nets:
+32..1024 over 6 levels; sagittal 512x512, coronal and axial 160x512) to ``bench/data/goyal_fullsize_<plane>.h5``
+for ``bench/goyal_speed.py``.
 """
 
 from __future__ import annotations
@@ -296,6 +296,11 @@ def standin_data(args) -> None:
     to_native = np.zeros(256, dtype=np.uint8)
     for n, c in native.items():
         to_native[c] = n
+    # A 2-D slice cannot tell the phantom's mirror-image compartments apart (only the patella's tilt gives the
+    # side), so the stand-in learns one tibial cartilage (3) and one meniscus (5) label for both compartments.
+    merge_sides = np.arange(256, dtype=np.uint8)
+    merge_sides[L.NATIVE[L.LATERAL_TIBIAL_CARTILAGE]] = L.NATIVE[L.MEDIAL_TIBIAL_CARTILAGE]
+    merge_sides[L.NATIVE[L.LATERAL_MENISCUS]] = L.NATIVE[L.MEDIAL_MENISCUS]
     data: dict[str, list] = {p: [] for p in ("sagittal", "coronal", "axial")}
     targets: dict[str, list] = {p: [] for p in data}
     for case in range(args.cases):
@@ -313,6 +318,7 @@ def standin_data(args) -> None:
             layout = PLANES[plane]
             stack = to_plane(image.array.astype(np.float32), image.direction, layout)
             labels = to_plane(to_native[phantom.labels.array], image.direction, layout)
+            labels = merge_sides[labels]
             x = whiten(resize_slices(stack, size, order=3))
             y = resize_slices(labels, size, order=0).astype(np.uint8)
             keep = np.flatnonzero((y > 0).reshape(len(y), -1).mean(1) > 0.01)  # slices through the knee
@@ -356,7 +362,9 @@ def _save_standin(keras, model, filters, epochs, history, data, tf) -> None:
         fixed = unet(keras, "channels_first", size=size, filters=filters, up="transpose", name="standin",
                      softmax="layer")  # fmt: skip
         copy_weights(model, fixed)
-        fixed.save(STANDIN / file_name, save_format="h5", include_optimizer=False)
+        partial = STANDIN / f".{file_name}.partial"  # renamed when complete: a reader never sees half a file
+        fixed.save(partial, save_format="h5", include_optimizer=False)
+        os.replace(partial, STANDIN / file_name)
         records[file_name] = {
             "plane": STANDIN_PLANE_OF[file_name],
             "input_shape": [1, *size],
@@ -366,7 +374,8 @@ def _save_standin(keras, model, filters, epochs, history, data, tf) -> None:
     info = {
         "generated_by": "bench/goyal_reference.py standin-data, standin",
         "what": "STAND-IN for aagatti/dosma_bones in its published layout: a tiny U-Net of the DOSMA 2-D family "
-        "trained on synthetic knees only (tests; meaningless on real MRI)",
+        "trained on synthetic knees only (tests; meaningless on real MRI). It labels both tibial cartilages 3 and both "
+        "menisci 5 (a 2-D slice of the mirror-symmetric phantom cannot tell medial from lateral).",
         "filters": list(filters),
         "epochs": epochs,
         "final_loss": float(history.history["loss"][-1]),
@@ -378,16 +387,24 @@ def _save_standin(keras, model, filters, epochs, history, data, tf) -> None:
 
 
 def full_size(args) -> None:
-    """(TF venv) A random-weight full-size sagittal network, as DOSMA's 2-D U-Nets are sized."""
+    """(TF venv) Random-weight full-size networks, as DOSMA's 2-D U-Nets are sized: sagittal 512x512, coronal and
+    axial 160x512 (one set of weights; the real coronal/axial files are about half the size, architecture unknown)."""
     _, keras = _tf()
     keras.utils.set_random_seed(SEED)
     filters = tuple(32 * 2**k for k in range(6))  # DOSMA's StanfordQDessUNet2D / OAIUnet2D: 32..1024, 6 levels
-    model = unet(keras, "channels_first", size=(512, 512), filters=filters, up="transpose", name="fullsize",
-                 softmax="layer")  # fmt: skip
-    randomise_batchnorm(model, np.random.default_rng(SEED))
     FULL_SIZE.parent.mkdir(parents=True, exist_ok=True)
-    model.save(FULL_SIZE, save_format="h5", include_optimizer=False)
-    print(f"{FULL_SIZE}: {model.count_params():,} parameters, {FULL_SIZE.stat().st_size / 1e6:.0f} MB")
+    sagittal = None
+    for plane, size in (("sagittal", (512, 512)), ("coronal", (160, 512)), ("axial", (160, 512))):
+        model = unet(keras, "channels_first", size=size, filters=filters, up="transpose", name=f"fullsize_{plane}",
+                     softmax="layer")  # fmt: skip
+        if sagittal is None:
+            randomise_batchnorm(model, np.random.default_rng(SEED))
+            sagittal = model
+        else:
+            copy_weights(sagittal, model)
+        path = FULL_SIZE.with_name(f"goyal_fullsize_{plane}.h5")
+        model.save(path, save_format="h5", include_optimizer=False)
+        print(f"{path}: {model.count_params():,} parameters, {path.stat().st_size / 1e6:.0f} MB")
 
 
 def main() -> None:
