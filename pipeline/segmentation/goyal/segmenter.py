@@ -96,6 +96,11 @@ class GoyalSegmenter:
         return [*names, "STAPLE"] if self.fused else names
 
     @property
+    def planes(self) -> tuple[PlaneModel, ...]:
+        """The loaded models, in run order."""
+        return self._planes
+
+    @property
     def fused(self) -> bool:
         return len(self._planes) > 1
 

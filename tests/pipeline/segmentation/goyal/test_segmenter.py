@@ -22,7 +22,8 @@ from ....goyal_fixtures import FAKE_COMMIT, REPO_FOLDER, STANDIN_INFO, standin_k
 
 pytestmark = pytest.mark.skipif(not STANDIN_INFO, reason="the Goyal stand-in (tests/data/goyal/standin) is absent")
 
-CPU = InferenceOptions(device="cpu")
+#: OpenVINO fp32 is the fastest exact backend for the stand-in here; 'auto' is exercised by the app test.
+CPU = InferenceOptions(device="cpu", backend="openvino", precision="fp32")
 #: The stand-in is small and trained briefly; these bound what it must reach on the synthetic knee (Dice).
 MIN_DICE = {L.FEMUR: 0.8, L.TIBIA: 0.8, L.FEMORAL_CARTILAGE: 0.75}
 
@@ -132,12 +133,40 @@ def test_staple_fuses_three_planes(cache):
     assert "STAPLE" in engine.describe()
 
 
-@pytest.mark.parametrize("backend", ["onnx", "openvino"])
-def test_cpu_backends_label_as_pytorch_does(cache, backend):
+def test_cpu_backends_label_as_pytorch_does(cache):
+    """Six real slices (two batches of four, the second padded for the fixed-shape graphs) on every backend."""
+    from pipeline.segmentation.devices import select_device
+    from pipeline.segmentation.goyal.plane_model import load_plane_model
+    from pipeline.segmentation.goyal.plane_path import prepare_slices
+
     _, image = standin_knee(orientation="coronal")
-    reference = Engine.load("goyal-sagittal", inference=CPU.with_changes(backend="torch"), download=False)
-    other = Engine.load("goyal-sagittal", inference=CPU.with_changes(backend=backend), download=False)
-    expected = reference.segment(image).labels.array
-    segmentation = other.segment(image)
-    assert segmentation.provenance["planes"][0]["inference_backend"]["backend"] == backend
-    assert float(np.mean(segmentation.labels.array == expected)) >= 0.999
+    path = resolve_model("goyal-sagittal", download=False).checkpoints[0]
+    models = {
+        backend: load_plane_model(path, "sagittal", CPU.with_changes(backend=backend), select_device("cpu"))
+        for backend in ("torch", "onnx", "openvino")
+    }
+    x, _ = prepare_slices(image.array, image.direction, models["torch"].layout, models["torch"].io.size)
+    middle = x[len(x) // 2 - 3 : len(x) // 2 + 3]
+    labels = {}
+    for backend, model in models.items():
+        assert model.backend["backend"] == backend and not model.backend.get("fallback")
+        batches = [model.run_batch(model.io.batch(middle[i : i + 4])) for i in (0, 4)]
+        labels[backend] = model.io.labels(np.concatenate(batches))
+    assert labels["torch"].shape == (6, 128, 128) and len(np.unique(labels["torch"])) >= 5
+    for backend in ("onnx", "openvino"):
+        assert float(np.mean(labels[backend] == labels["torch"])) >= 0.999, backend
+
+
+@pytest.mark.gpu
+def test_cuda_labels_as_the_cpu_does(cache):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU here")
+    _, image = standin_knee(orientation="coronal")
+    cpu = Engine.load("goyal-sagittal", inference=CPU, download=False)
+    gpu = Engine.load("goyal-sagittal", inference=InferenceOptions(device="cuda"), download=False)
+    segmentation = gpu.segment(image)
+    assert segmentation.provenance["device"].startswith("cuda")
+    assert segmentation.provenance["planes"][0]["batch_size"] == 16
+    assert float(np.mean(segmentation.labels.array == cpu.segment(image).labels.array)) >= 0.999
