@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,9 @@ def test_an_upload_segmented_by_goyal_staple(app, tmp_path):
         handle_file(str(path)), None, "auto", "goyal-staple", False, "Automatic", 0.5, False, api_name="/run"
     )
     assert out[STATUS].startswith("**Done**"), out[STATUS]
-    files = {Path(f).name: Path(f) for f in out[DOWNLOADS]}
-    provenance = json.loads(files["provenance.json"].read_text())["segmentation"]
+    (archive,) = [Path(f) for f in out[DOWNLOADS] if f.endswith(".zip")]
+    with zipfile.ZipFile(archive) as bundle:
+        (name,) = [n for n in bundle.namelist() if n.endswith("provenance.json")]
+        provenance = json.loads(bundle.read(name))["segmentation"]
     assert provenance["engine_model"] == "goyal-staple" and provenance["revision"] == FAKE_COMMIT
     assert provenance["fusion"]["method"] == "SimpleITK MultiLabelSTAPLE"

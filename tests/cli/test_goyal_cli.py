@@ -52,7 +52,8 @@ def test_model_option_offers_the_goyal_family_in_every_command():
 def test_analyze_without_the_weights_says_how_to_get_them(tmp_path, monkeypatch, offline, capsys):
     monkeypatch.setenv("KNEESCOPE_WEIGHTS_DIR", str(tmp_path / "empty-cache"))
     blank = write_volume(_blank_volume(), tmp_path / "blank.nii.gz")
-    code = main(["analyze", str(blank), "--model", "goyal-sagittal", "--device", "cpu", "--out", str(tmp_path), "-q"])
+    args = ["analyze", str(blank), "--model", "goyal-sagittal", "--device", "cpu", "--backend", "torch"]
+    code = main([*args, "--out", str(tmp_path), "-q"])
     err = capsys.readouterr().err
     assert "The 'goyal-sagittal' model is unavailable" in err
     assert "python -m pipeline weights download goyal-sagittal" in err and "about 324 MB" in err
@@ -87,7 +88,7 @@ def test_weights_list_download_and_verify(weights_dir, monkeypatch, offline, cap
 def test_analyze_with_goyal_sagittal_end_to_end(weights_dir, knee_file, tmp_path):
     env = {**os.environ, "KNEESCOPE_WEIGHTS_DIR": str(weights_dir), "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "-m", "pipeline", "analyze", str(knee_file), "--model", "goyal-sagittal"]
-    command += ["--device", "cpu", "--out", str(tmp_path / "out"), "-q"]
+    command += ["--device", "cpu", "--backend", "openvino", "--precision", "fp32", "--out", str(tmp_path / "out"), "-q"]
     proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "NOTICE" not in proc.stderr  # the requested model ran, no stand-in for it
