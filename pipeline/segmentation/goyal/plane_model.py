@@ -123,9 +123,9 @@ def attach_runner(model: PlaneModel, options: InferenceOptions) -> None:
 
 def knee_batch(model: PlaneModel, n: int) -> np.ndarray:
     """The central ``n`` slices of a synthetic knee through this model's preprocessing ('auto' compares on it)."""
-    from ...synthetic import make_phantom, render_mr
+    from ...synthetic import PhantomSpec, make_phantom, render_mr
 
-    image = render_mr(make_phantom().labels, seed=0)
+    image = render_mr(make_phantom(PhantomSpec(spacing=(0.7, 0.7, 0.7))).labels, seed=0)  # slices are resized anyway
     x, _ = prepare_slices(image.array.astype(np.float32), image.direction, model.layout, model.io.size)
     start = max(len(x) // 2 - n // 2, 0)
     picked = x[start : start + n]

@@ -47,14 +47,18 @@ class ModelIO:
         return np.ascontiguousarray(slices[:, None] if self.channels_first else slices[..., None])
 
     def labels(self, probabilities: np.ndarray) -> np.ndarray:
-        """Argmax over the class axis -> (n, H, W) uint8, after checking the class count."""
+        """Argmax over the class axis -> (n, H, W) uint8. The class axis follows the input's layout (upstream takes
+        axis 1), or is the other end when only that one has the 10 classes (a model that permutes its output)."""
+        n_classes = N_NATIVE + 1
         axis = 1 if self.channels_first else -1
-        classes = probabilities.shape[axis]
-        if classes != N_NATIVE + 1:
-            raise WeightsUnavailableError(
-                f"The model outputs {classes} classes; a Goyal knee model outputs {N_NATIVE + 1} (background and the "
-                "nine structures in DOSMA's order)."
-            )
+        if probabilities.ndim != 4 or probabilities.shape[axis] != n_classes:
+            other = -1 if axis == 1 else 1
+            if probabilities.ndim != 4 or probabilities.shape[other] != n_classes:
+                raise WeightsUnavailableError(
+                    f"The model outputs shape {list(probabilities.shape)}; a Goyal knee model outputs {n_classes} "
+                    "classes per pixel (background and the nine structures in DOSMA's order)."
+                )
+            axis = other
         return np.argmax(probabilities, axis=axis).astype(np.uint8)
 
 

@@ -103,3 +103,23 @@ def test_model_input_is_the_root_sum_of_squares_of_the_echoes():
     read = volume(5.0, meta={"combined": "root-sum-of-squares of echoes"}, source=types.SimpleNamespace(echoes=echoes))
     assert np.allclose(model_input_image(read), 5.0)
     assert np.allclose(model_input_image(volume(7.0)), 7.0)
+
+
+def test_model_io_reads_the_saved_input_shape():
+    from pipeline.errors import WeightsUnavailableError
+    from pipeline.segmentation.goyal.plane_path import ModelIO
+    from pipeline.segmentation.goyal.planes import PLANES
+
+    sagittal, coronal = PLANES["sagittal"], PLANES["coronal"]
+    assert ModelIO.from_input_shape((1, 512, 512), sagittal, "m") == ModelIO((512, 512), True)
+    assert ModelIO.from_input_shape((1, None, None), coronal, "m") == ModelIO((160, 512), True)  # published size
+    assert ModelIO.from_input_shape((96, 64, 1), sagittal, "m") == ModelIO((96, 64), False)
+    with pytest.raises(WeightsUnavailableError, match=r"input shape \[3, 64, 64\]"):
+        ModelIO.from_input_shape((3, 64, 64), sagittal, "m")
+    io = ModelIO((4, 5), True)
+    probabilities = np.zeros((2, 10, 4, 5), np.float32)
+    probabilities[:, 7] = 1.0
+    assert np.all(io.labels(probabilities) == 7)
+    assert np.all(io.labels(probabilities.transpose(0, 2, 3, 1)) == 7)  # a model that permutes its output
+    with pytest.raises(WeightsUnavailableError, match="10 classes per pixel"):
+        io.labels(np.zeros((2, 4, 4, 5), np.float32))
