@@ -10,7 +10,7 @@ Every measurement runs in its own child process (peak RSS of that process). A fu
 slice on 2 shared cores, so per backend the network is timed on real batches of the knee (``--batches`` batches of
 4 slices after one warm-up; the model load, and the ONNX export or OpenVINO compilation when a graph is first made,
 timed apart), and the rest of the per-knee path (reformat, resize, whitening, argmax, resize back, clean-up) once with
-a network that answers instantly. Per knee = 40 batches x seconds per batch + that path. ``--full-knee BACKEND``
+a network that answers instantly. Per knee = 40 batches x seconds per batch + that path + clean-up. ``--full-knee BACKEND``
 runs one backend over the whole knee to check the estimate. Ratios are against PyTorch eager fp32 measured in the
 same run. STAPLE's fusion is timed on three label maps of the knee's grid.
 
@@ -22,6 +22,7 @@ same run. STAPLE's fusion is timed on three label maps of the knee's grid.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -75,9 +76,23 @@ def load_knee():
 
 
 def _rss_mb() -> int:
+    """Peak resident memory of this process since the last :func:`_reset_peak` (Linux VmHWM), in MB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024)
+    except OSError:
+        pass
     import resource
 
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def _reset_peak() -> int:
+    """Start peak-memory accounting afresh (after reading the knee); returns the resident MB now."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident size
+    return _rss_mb()
 
 
 def child_batches(backend: str, precision: str, batches: int) -> dict:
@@ -90,6 +105,7 @@ def child_batches(backend: str, precision: str, batches: int) -> dict:
     from pipeline.segmentation.goyal.plane_path import prepare_slices
 
     image, _ = load_knee()
+    resident = _reset_peak()
     t0 = time.perf_counter()
     options = InferenceOptions(device="cpu", backend=backend, precision=precision)
     model = load_plane_model(NETWORKS["sagittal"], "sagittal", options, select_device("cpu"))
@@ -111,6 +127,7 @@ def child_batches(backend: str, precision: str, batches: int) -> dict:
         "batch_size": model.batch_size,
         "s_per_batch": round(float(np.median(times)), 2),
         "s_per_batch_all": [round(t, 2) for t in times],
+        "rss_with_knee_mb": resident,
         "peak_rss_mb": _rss_mb(),
         "torch_threads": torch.get_num_threads(),
     }
@@ -131,7 +148,7 @@ def child_path() -> dict:
     def instant(batch: np.ndarray) -> np.ndarray:
         return answer[: len(batch)]
 
-    rss = _rss_mb()
+    rss = _reset_peak()
     t0 = time.perf_counter()
     result = segment_in_plane(model_input_image(image), image.direction, PLANES["sagittal"], io, instant, batch_size=4)
     t1 = time.perf_counter()
@@ -142,7 +159,7 @@ def child_path() -> dict:
         "cleanup_s": round(t2 - t1, 1),
         "slices": result.slices,
         "batches": result.batches,
-        "rss_after_reading_knee_mb": rss,
+        "rss_with_knee_mb": rss,
         "peak_rss_mb": _rss_mb(),
         "voxels": int(native.size),
     }
@@ -154,6 +171,7 @@ def child_knee(backend: str, precision: str, planes: list[str]) -> dict:
     from pipeline.segmentation.goyal.segmenter import GoyalSegmenter
 
     image, _ = load_knee()
+    resident = _reset_peak()
     t0 = time.perf_counter()
     options = InferenceOptions(device="cpu", backend=backend, precision=precision)
     segmenter = GoyalSegmenter.from_files([(p, NETWORKS[p]) for p in planes], options=options, require_knee=False)
@@ -168,30 +186,31 @@ def child_knee(backend: str, precision: str, planes: list[str]) -> dict:
         "knee_s": round(time.perf_counter() - t1, 1),
         "stage_s": provenance["seconds"],
         "slices": [p["slices"] for p in provenance["planes"]],
+        "rss_with_knee_mb": resident,
         "peak_rss_mb": _rss_mb(),
     }
 
 
 def child_staple() -> dict:
-    import resource
-
+    """MultiLabelSTAPLE on three label maps of the knee's grid: its truth, one voxel tighter, one voxel off."""
     from scipy import ndimage
 
     from pipeline.segmentation.goyal.staple import staple_fuse
 
-    _, native = load_knee()
+    image, native = load_knee()
+    del image
     eroded = native.copy()
-    eroded[~ndimage.binary_erosion(native > 0, iterations=1)] = 0  # one rater a voxel tighter
-    shifted = np.roll(native, 1, axis=1)  # another one voxel off
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    eroded[~ndimage.binary_erosion(native > 0, iterations=1)] = 0
+    shifted = np.roll(native, 1, axis=1)
+    resident = _reset_peak()
     t0 = time.perf_counter()
     fused = staple_fuse({"sagittal": native, "coronal": eroded, "axial": shifted})
     seconds = time.perf_counter() - t0
     return {
         "voxels": int(native.size),
         "staple_s": round(seconds, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "rss_before_mb": round(rss_before),
+        "rss_with_three_label_maps_mb": resident,
+        "peak_rss_mb": _rss_mb(),
         "agreement_with_sagittal": round(float(np.mean(fused.labels == native)), 5),
         "undecided_voxels": fused.undecided_voxels,
     }
@@ -209,7 +228,9 @@ def run_child(args: list[str]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backends", default="torch,onnx,openvino,openvino:bf16,torch:bf16")
+    parser.add_argument(
+        "--backends", default="torch,onnx,openvino,openvino:bf16,torch:bf16", help="'none': only the path/STAPLE"
+    )
     parser.add_argument("--batches", type=int, default=3, help="timed batches of 4 slices per backend")
     parser.add_argument("--full-knee", help="also run this backend (e.g. openvino) over the whole knee")
     parser.add_argument("--staple", action="store_true", help="time STAPLE's fusion on the knee's grid")
@@ -242,14 +263,15 @@ def main() -> None:
         return row
 
     path = record({"what": "path", **run_child(["path"])})
-    for item in args.backends.split(","):
+    for item in [b for b in args.backends.split(",") if b and b != "none"]:
         backend, _, precision = item.partition(":")
         for attempt in ("first", "cached"):  # first: export/compile counted in load_s; cached: graph reused
             if attempt == "cached" and backend == "torch":
                 continue
             row = run_child(["batches", backend, precision or "fp32", str(args.batches)])
             if "s_per_batch" in row:
-                row["knee_estimate_s"] = round(path["batches"] * row["s_per_batch"] + path["path_without_network_s"])
+                rest = path["path_without_network_s"] + path["cleanup_s"]
+                row["knee_estimate_s"] = round(path["batches"] * row["s_per_batch"] + rest)
             record({"what": "network", "attempt": attempt, **row})
     if args.full_knee:
         backend, _, precision = args.full_knee.partition(":")
