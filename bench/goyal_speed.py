@@ -11,8 +11,8 @@ slice on 2 shared cores, so per backend the network is timed on real batches of 
 4 slices after one warm-up; the model load, and the ONNX export or OpenVINO compilation when a graph is first made,
 timed apart), and the rest of the per-knee path (reformat, resize, whitening, argmax, resize back, clean-up) once with
 a network that answers instantly. Per knee = 40 batches x seconds per batch + that path + clean-up.
-``--full-knee BACKEND`` runs one backend over the whole knee to check the estimate. Ratios are against PyTorch eager fp32 measured in the
-same run. STAPLE's fusion is timed on three label maps of the knee's grid.
+``--full-knee BACKEND`` runs one backend over the whole knee to check the estimate. Ratios are against PyTorch eager
+fp32 measured in the same run. STAPLE's fusion is timed on three label maps of the knee's grid.
 
     bench/.venv-tf/bin/python bench/goyal_reference.py full-size
     .venv/bin/python bench/goyal_speed.py [--backends torch,onnx,openvino,openvino:bf16] [--full-knee openvino]
