@@ -39,11 +39,14 @@ def add_label_scheme(parser: argparse.ArgumentParser, *, applies_to: str = "labe
 
 def add_model_options(parser: argparse.ArgumentParser, *, demo_fallback: bool = True) -> None:
     fallback = "the demo model stands in if its weights are unavailable" if demo_fallback else "no demo fallback"
+    from ..segmentation.registry import SEGMENTATION_MODELS
+
     parser.add_argument(
         "--model",
-        choices=("fullres", "cascade", "demo"),
+        choices=SEGMENTATION_MODELS,
         default="fullres",
-        help=f"segmentation model (default fullres; {fallback})",
+        help=f"segmentation model (default fullres; {fallback}); goyal-*: the predecessor's 2-D U-Nets "
+        "(goyal-sagittal was its default)",
     )
     parser.add_argument(
         "--model-dir", default=None, help="local copy of the model in its published layout ($KNEESCOPE_MODEL_DIR)"

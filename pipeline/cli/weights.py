@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
             entry = weights.get_entry(name, manifest)
             pinned = "" if entry.pinned else "  [revision not pinned]"
             gated = "  [gated: needs HF_TOKEN]" if entry.gated else ""
-            print(f"{name:10s} {weights.model_status(entry):15s} {entry.title}{pinned}{gated}")
+            print(f"{name:18s} {weights.model_status(entry):15s} {entry.title}{pinned}{gated}")
         print(f"cache: {weights.weights_dir()} (KNEESCOPE_WEIGHTS_DIR)")
         return 0
     failed = 0

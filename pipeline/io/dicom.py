@@ -277,16 +277,21 @@ def _read_files(files: list[Path], info: SeriesInfo, name: str) -> Volume:
     return Volume.from_sitk(image)
 
 
+def root_sum_of_squares(echoes: list[np.ndarray]) -> np.ndarray:
+    """sqrt(sum of squares) of same-shaped echo arrays, float32 (how qDESS and multi-echo images are combined)."""
+    total = np.zeros(echoes[0].shape, dtype=np.float32)
+    for echo in echoes:
+        total += np.square(echo, dtype=np.float32)
+    return np.sqrt(total, out=total)
+
+
 def _combine_echoes(source: DicomSource, meta: dict, *, name: str) -> Volume:
     reference = source.echoes[0].volume
     for i, echo in enumerate(source.echoes[1:], start=2):
         problems = reference.same_grid(echo.volume)
         if problems:
             raise InvalidInputError(f"{name}: echo {i} does not share echo 1's geometry ({'; '.join(problems)}).")
-    total = np.zeros(reference.array.shape, dtype=np.float32)
-    for echo in source.echoes:
-        total += np.square(echo.volume.array, dtype=np.float32)
-    np.sqrt(total, out=total)
+    total = root_sum_of_squares([echo.volume.array for echo in source.echoes])
     meta = {**meta, "n_echoes": len(source.echoes), "combined": "root-sum-of-squares of echoes"}
     return Volume(total, reference.spacing, reference.origin, reference.direction, meta=meta, source=source)
 

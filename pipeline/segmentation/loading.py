@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from ..config import InferenceOptions
 from ..errors import WeightsUnavailableError
 from ..io.limits import CaseCost
+from .registry import SEGMENTATION_MODELS as _REGISTERED
 
 if TYPE_CHECKING:
     from .segmenter import Segmenter
@@ -24,8 +25,8 @@ DEMO_MODEL = "demo"
 #: The best segmentation model available without downloading: published weights if cached or in the model dir,
 #: else the demo model, else none (label maps only). What the app serves.
 AUTO_MODEL = "auto"
-#: Segmentation models offered, best first.
-SEGMENTATION_MODELS = ("fullres", "cascade", DEMO_MODEL)
+#: Segmentation models offered, best first (nnU-Net, the Goyal 2-D U-Nets, the demo).
+SEGMENTATION_MODELS = _REGISTERED
 DEMO_WARNING = (
     "Segmented by the KneeScope DEMO model, trained on synthetic knees only: on real MRI its labels and every "
     "number derived from them are meaningless."
@@ -49,11 +50,11 @@ def load_segmenter(model: str, model_dir: Path | None, inference: InferenceOptio
         WeightsUnavailableError: missing, corrupt or unreachable weights, with what to do.
     """
     from ..weights import resolve_model
-    from .segmenter import Segmenter
+    from .registry import segmenter_class
 
     # A model dir holds a copy of the published models; the demo model always comes from this repository.
     resolved = resolve_model(model, model_dir=None if model == DEMO_MODEL else model_dir, download=download)
-    return Segmenter.from_model(resolved, options=inference)
+    return segmenter_class(resolved.entry).from_model(resolved, options=inference)
 
 
 def segmentation_cost(model: str, model_dir: Path | None, *, fallback_to_demo: bool = False) -> CaseCost:

@@ -47,6 +47,7 @@ class ModelEntry:
     files: tuple[ExpectedFile, ...] = ()
     label_fallback: str = ""
     note: str = ""
+    planes: tuple[str, ...] = ()
 
     @property
     def pinned(self) -> bool:
@@ -62,6 +63,12 @@ class ModelEntry:
         values = dict(table)
         values["stages"] = tuple(values.get("stages", ()))
         values["allow_patterns"] = tuple(values.get("allow_patterns", ()))
+        values["planes"] = tuple(values.get("planes", ()))
+        if values.get("kind") == "keras" and (not values["stages"] or len(values["planes"]) != len(values["stages"])):
+            raise WeightsUnavailableError(
+                f"weights/manifest.toml: model '{name}' (kind keras) needs its .h5 files in 'stages' and one plane "
+                "per file in 'planes'."
+            )
         values["files"] = tuple(ExpectedFile(**f) for f in values.get("files", ()))
         return cls(name=name, **values)
 
@@ -109,6 +116,8 @@ def how_to_fix(entry: ModelEntry, origin: str) -> str:
             "The demo model ships with the code: restore weights/demo from git, or rebuild it with "
             "`python scripts/train_demo_model.py --out weights/demo`."
         )
+    if origin == "model-dir" and entry.kind == "keras":
+        return f"--model-dir / KNEESCOPE_MODEL_DIR must point at a folder holding {', '.join(entry.stages)}."
     if origin == "model-dir":
         return (
             f"--model-dir / KNEESCOPE_MODEL_DIR must point at a copy of {entry.repo_id or 'the model'} in its "
@@ -119,6 +128,6 @@ def how_to_fix(entry: ModelEntry, origin: str) -> str:
         f"On a machine with internet run `python -m pipeline weights download {entry.name}` "
         f"(about {entry.approx_size_mb:g} MB) and copy {weights_dir()} here (or set KNEESCOPE_WEIGHTS_DIR)"
     )
-    if entry.kind != "nnunet":  # --model-dir is for segmentation models only
+    if entry.kind not in ("nnunet", "keras"):  # --model-dir is for segmentation models only
         return fetch + "."
     return fetch + ", or pass --model-dir with a local copy in the published layout."

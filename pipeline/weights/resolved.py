@@ -33,6 +33,8 @@ class ResolvedModel:
 
     @property
     def checkpoints(self) -> tuple[Path, ...]:
+        if self.entry.kind == "keras":  # Keras full-model files, one per plane, in run order
+            return tuple(self.folder / name for name in self.entry.stages)
         if self.entry.kind != "nnunet":
             return (self.folder / self.entry.checkpoint,)
         return tuple(d / f"fold_{self.fold}" / self.entry.checkpoint for d in self.stage_dirs)
@@ -56,7 +58,7 @@ class ResolvedModel:
             "revision_pinned_in_manifest": self.entry.pinned,
             "origin": self.origin,
             "folder": self.portable_folder(),
-            "stages": [d.name for d in self.stage_dirs],
+            "stages": [d.name for d in self.stage_dirs] or list(self.entry.stages),
             "fold": self.fold,
             "checkpoints": {str(p.relative_to(self.base)): sha256_file(p) for p in self.checkpoints},
             "licence": self.entry.licence,

@@ -1,4 +1,5 @@
-"""Checking a resolved model's files: presence, sizes, sha256, and that checkpoints are torch archives."""
+"""Checking a resolved model's files: presence, sizes, sha256, and that checkpoints are torch archives (or Keras
+HDF5 models)."""
 
 from __future__ import annotations
 
@@ -29,8 +30,9 @@ def verify(resolved: ResolvedModel, *, checksums: bool = True) -> list[str]:
         for name in ("dataset.json", "plans.json"):
             if not (stage_dir / name).is_file():
                 problems.append(f"missing {stage_dir / name}")
+    check = _check_keras_file if resolved.entry.kind == "keras" else _check_checkpoint
     for checkpoint in resolved.checkpoints:
-        _check_checkpoint(checkpoint, problems)
+        check(checkpoint, problems)
     return problems
 
 
@@ -44,4 +46,19 @@ def _check_checkpoint(path: Path, problems: list[str]) -> None:
             if not any(n.endswith("data.pkl") for n in archive.namelist()):
                 problems.append(f"{path} is not a torch checkpoint (no data.pkl)")
     except (zipfile.BadZipFile, OSError) as exc:
+        problems.append(f"{path} is corrupt or truncated ({exc})")
+
+
+def _check_keras_file(path: Path, problems: list[str]) -> None:
+    """A Keras full-model file is HDF5 with a model configuration and weights; truncated downloads fail this."""
+    if not path.is_file():
+        problems.append(f"missing model file {path}")
+        return
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            if "model_config" not in handle.attrs or "model_weights" not in handle:
+                problems.append(f"{path} is HDF5 but not a Keras full model (no model_config/model_weights)")
+    except OSError as exc:
         problems.append(f"{path} is corrupt or truncated ({exc})")

@@ -146,7 +146,8 @@ def test_fallback_to_demo_when_published_weights_unavailable(tmp_path, monkeypat
     engine = Engine.load("fullres", inference=InferenceOptions(device="cpu"), fallback_to_demo=True)
     assert engine.is_demo and "DEMO model" in engine.notice and "fullres" in engine.notice
     choices = {name: ok for name, ok, _ in engine.model_choices()}
-    assert choices == {"fullres": False, "cascade": False, "demo": True}
+    goyal = ("goyal-sagittal", "goyal-sagittal-v1", "goyal-coronal", "goyal-axial", "goyal-staple")
+    assert choices == {"fullres": False, "cascade": False, **dict.fromkeys(goyal, False), "demo": True}
 
 
 def test_cli_needs_an_image(tmp_path, capsys):
