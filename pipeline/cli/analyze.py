@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 
 from ..config import BACKENDS, PRECISIONS
 from ..errors import KneePipelineError
@@ -142,10 +143,13 @@ def build_engine(args: argparse.Namespace, *, segment: bool):
 def run(args: argparse.Namespace) -> int:
     from ..diskspace import ensure_free_space, results_bytes
     from ..io.inputs import read_inputs
+    from ..report.outputs import preload_writers
     from ..segmentation.loading import segmentation_cost
 
     if args.image is None and args.labels is None:
         raise KneePipelineError("Give the MRI to segment (python -m pipeline analyze MRI --out OUT/), or --labels.")
+    # The writers' imports load in the background while the inputs are read and measured (a one-case process).
+    threading.Thread(target=preload_writers, name="preload-writers", daemon=True).start()
     request = analysis_request(args, image=args.image, labels=args.labels)
     # Inputs are read (once) before a model is loaded: a wrong, oversized or truncated file costs no model load; the
     # segmentation's memory cost is read from the model's files.

@@ -30,19 +30,19 @@ def write_outputs(
     """Write all files of ``result`` (a KneeAnalysis) under ``out_dir``; returns name -> path.
 
     ``results``: ``result.to_dict()`` when the caller has it already (it is derived once per case); it is completed
-    here with what writing found (the DICOM objects' outcomes, the files), as results.json is. The PDF renders
-    in a second thread while the files written before it are compressed into the zip: matplotlib holds Python's
-    lock, zlib releases it, so the two share the cores instead of taking turns.
+    here with what writing found (the DICOM objects' outcomes, the files), as results.json is. The PDF renders in a
+    second thread while the label maps, meshes and GLB are written and compressed into the zip: matplotlib holds
+    Python's lock, ITK, VTK and zlib mostly release it, so the two share the cores instead of taking turns.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     results = results if results is not None else result.to_dict()
-    files = {**_volumes(result, out_dir), **_meshes(result, out_dir)}
-    files.update(write_dicom_objects(result, out_dir, results))  # before the PDF and CSV: they show the outcome
+    dicom_files = write_dicom_objects(result, out_dir, results)  # first: the PDF and the CSV show their outcome
     pdf_name, png_name = report_file_names(result.case_id)
     archive = ZipAppender(out_dir, out_dir / f"{result.case_id}_results.zip") if make_zip else None
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="case-report") as pool:
             report = pool.submit(write_case_report, result, results, out_dir / pdf_name, out_dir / png_name)
+            files = {**_volumes(result, out_dir), **_meshes(result, out_dir), **dicom_files}
             if archive is not None:
                 archive.add(files.values())
             files[pdf_name], files[png_name] = report.result(), out_dir / png_name
@@ -57,6 +57,16 @@ def write_outputs(
         if archive is not None:
             archive.abandon()  # a failure part-way leaves no half-written zip (a no-op once closed)
     return files
+
+
+def preload_writers() -> None:
+    """Import what the writers need (matplotlib's PDF backend, trimesh, pyvista: about 1.5 s). A one-case process
+    (the CLI) runs this in a background thread while it reads and measures, so the writing does not wait for it;
+    a long-lived process (the app, a cohort worker) pays it once anyway."""
+    import matplotlib.backends.backend_pdf
+    import matplotlib.figure  # noqa: F401
+    import pyvista  # noqa: F401
+    import trimesh  # noqa: F401
 
 
 def _volumes(result: AnalysisView, out_dir: Path) -> dict[str, Path]:
@@ -113,7 +123,11 @@ class ZipAppender:
 
     def __init__(self, out_dir: Path, target: Path):
         self.out_dir, self.target = out_dir, target
-        self._archive: zipfile.ZipFile | None = zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED)
+        # Level 1: on the meshes (binary floats, most of the zip) it compresses as well as level 6 (2.75x) in a
+        # sixth of the time (bench/RESULTS.md).
+        self._archive: zipfile.ZipFile | None = zipfile.ZipFile(
+            target, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1
+        )
 
     def add(self, paths) -> None:
         assert self._archive is not None, "the zip is closed"
