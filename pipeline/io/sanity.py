@@ -44,11 +44,7 @@ def finite_image(volume: Volume, name: str) -> Volume:
     data = volume.array
     finite = np.isfinite(data) if np.issubdtype(data.dtype, np.floating) else None
     if finite is None or finite.all():
-        if data.size and data.min() == data.max():
-            raise InvalidInputError(
-                f"{name}: every voxel has the same value ({float(data.flat[0]):g}): the image holds no intensities to "
-                "analyse. Check the export (an empty or NaN-filled image)."
-            )
+        check_not_blank(volume, name)
         return volume
     count = int(finite.size - np.count_nonzero(finite))
     if count == finite.size:
@@ -62,6 +58,17 @@ def finite_image(volume: Volume, name: str) -> Volume:
     )
     notes = (*volume.meta.get(INPUT_NOTES, ()), note)
     return replace(volume, array=cleaned.astype(data.dtype, copy=False), meta={**volume.meta, INPUT_NOTES: notes})
+
+
+def check_not_blank(volume: Volume, name: str) -> None:
+    """An image with one value everywhere holds nothing to segment or to overlay: refused (what a blank export, or
+    an all-NaN NIfTI that ITK read as zeros, looks like)."""
+    data = volume.array
+    if data.size and data.min() == data.max():
+        raise InvalidInputError(
+            f"{name}: every voxel has the same value ({float(data.flat[0]):g}): the image is blank, with nothing to "
+            "analyse. Check the export (an empty or NaN-filled image)."
+        )
 
 
 def check_finite_labels(volume: Volume, name: str) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import labels as L
 from ..errors import EmptySegmentationError, InvalidInputError
+from ..io.sanity import check_not_blank
 from ..volume import Volume
 
 #: A segmentation counts as a knee only if, after clean-up, femur and tibia each have at least MIN_BONE_MM3, femoral
@@ -79,10 +80,7 @@ def check_image(image: Volume) -> None:
     finite = np.isfinite(image.array)
     if not finite.all():
         raise InvalidInputError(f"The image has {int((~finite).sum())} NaN/infinite voxels; fix or re-export it.")
-    if float(image.array.max()) == float(image.array.min()):
-        raise EmptySegmentationError(
-            f"No knee structures found: the image is blank (every voxel is {float(image.array.flat[0]):g})."
-        )
+    check_not_blank(image, "The image")
 
 
 def knee_problems(canonical: np.ndarray, voxel_mm3: float) -> list[str]:

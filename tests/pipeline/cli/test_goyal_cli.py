@@ -50,19 +50,20 @@ def test_model_option_offers_the_goyal_family_in_every_command():
 
 def test_analyze_without_the_weights_says_how_to_get_them(tmp_path, monkeypatch, offline, capsys):
     monkeypatch.setenv("KNEESCOPE_WEIGHTS_DIR", str(tmp_path / "empty-cache"))
-    blank = write_volume(_blank_volume(), tmp_path / "blank.nii.gz")
-    args = ["analyze", str(blank), "--model", "goyal-sagittal", "--device", "cpu", "--backend", "torch"]
+    noise = write_volume(_noise_volume(), tmp_path / "noise.nii.gz")
+    args = ["analyze", str(noise), "--model", "goyal-sagittal", "--device", "cpu", "--backend", "torch"]
     code = main([*args, "--out", str(tmp_path), "-q"])
     err = capsys.readouterr().err
     assert "The 'goyal-sagittal' model is unavailable" in err
     assert "python -m pipeline weights download goyal-sagittal" in err and "about 324 MB" in err
-    assert code == 2 and "image is blank" in err  # the demo model stood in, and refused the blank image
+    assert code == 2 and "No knee structures found" in err  # the demo model stood in, and found no knee in noise
 
 
-def _blank_volume():
+def _noise_volume():
     from pipeline.volume import Volume
 
-    return Volume(np.zeros((12, 12, 12), np.float32), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), np.eye(3))
+    noise = np.random.default_rng(0).normal(100, 5, (12, 12, 12)).astype(np.float32)
+    return Volume(noise, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), np.eye(3))
 
 
 def test_weights_list_download_and_verify(weights_dir, monkeypatch, offline, capsys, tmp_path):

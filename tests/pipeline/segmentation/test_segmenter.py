@@ -18,7 +18,7 @@ from pipeline import labels as L
 from pipeline import segmentation as segment
 from pipeline import weights
 from pipeline.config import InferenceOptions
-from pipeline.errors import EmptySegmentationError, KneePipelineError, WeightsUnavailableError
+from pipeline.errors import EmptySegmentationError, InvalidInputError, KneePipelineError, WeightsUnavailableError
 from pipeline.io import load_label_map, write_volume
 from pipeline.synthetic import PhantomSpec, make_phantom, render_mr
 from pipeline.volume import Volume
@@ -107,9 +107,9 @@ def test_left_knee_other_orientation_and_progress(demo_engine):
     assert len(tiles) == seg.provenance["sliding_window_tiles"][0] - 1  # the last tile reports "resampling"
 
 
-def test_blank_image_has_no_knee(demo_engine):
+def test_blank_image_is_refused_before_segmenting(demo_engine):
     blank = Volume(np.zeros((40, 60, 60), np.float32), (0.5, 0.5, 1.0), (0, 0, 0), np.eye(3))
-    with pytest.raises(EmptySegmentationError, match="No knee structures found"):
+    with pytest.raises(InvalidInputError, match=r"every voxel has the same value \(0\)"):
         demo_engine.segment(blank)
 
 

@@ -123,7 +123,7 @@ def test_spin_echo_with_too_few_echoes_or_short_tr_is_refused(tmp_path):
     short = qf.write_series(
         tmp_path / "short",
         phantom.labels,
-        [np.full(phantom.labels.array.shape, 500.0)] * 4,
+        [np.full(phantom.labels.array.shape, 500.0) + phantom.labels.array] * 4,  # not constant: a readable image
         [10.0, 20.0, 30.0, 40.0],
         tr_ms=300.0,
         flip_deg=90.0,
