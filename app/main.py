@@ -21,6 +21,7 @@ def launch_options(settings, services) -> dict:
 
     from .entrance import QueueEntrance
     from .login import ThrottledLogin
+    from .ui import PAGE_CSS
     from .viewer_routes import viewer_routes
 
     return {
@@ -38,6 +39,7 @@ def launch_options(settings, services) -> dict:
         # Gradio keeps every session's state (about 0.3-1 MB) until this many newer sessions evict it: bounded here
         # so that page loads and API clients over weeks cannot fill the host's memory.
         "state_session_capacity": SESSION_CAPACITY,
+        "css_paths": [PAGE_CSS],
     }
 
 

@@ -13,6 +13,7 @@ from pipeline.engine import Engine
 from pipeline.engine_spec import AUTO_MODEL, EngineSpec
 from pipeline.io import ImageLimits
 
+from .input_card import InputCache
 from .jobs import JobStore
 from .retention import RetentionPolicy, start_sweeper
 from .settings import AppSettings
@@ -34,6 +35,7 @@ class Services:
     shape_reason: str | None = None  # why the shape model is unavailable
     limits: ImageLimits = field(default_factory=ImageLimits)  # largest image accepted (--max-voxels/--max-axis)
     uploads: UploadRegistry | None = None  # which inputs are real uploads, and who uses them
+    inputs: InputCache = field(default_factory=InputCache)  # what recent uploads are, and their previews
 
 
 def load_engine(settings: AppSettings) -> Engine:
