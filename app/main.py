@@ -86,5 +86,8 @@ def run(settings) -> None:
 def main(argv: list[str] | None = None) -> None:
     from .settings import AppSettings
 
+    from pipeline.log_levels import quiet_noisy_libraries
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_noisy_libraries()
     run(AppSettings.from_args(argv))

@@ -11,6 +11,7 @@ import html
 from pipeline import labels as L
 from pipeline.report.numbers import formatted
 
+from .messages import page_reason
 from .status import quality
 
 #: One-line definitions, shown on hover over a column header and in the legend under the tables.
@@ -101,7 +102,7 @@ def thickness_html(results: dict) -> str:
 def t2_html(results: dict) -> str:
     t2 = results["t2"]
     if not t2.get("computed"):
-        return f'<p class="ks-not-run" id="t2-reason"><strong>T2 not computed:</strong> {html.escape(t2["reason"])}</p>'
+        return f'<p class="ks-not-run" id="t2-reason"><strong>T2 not computed:</strong> {html.escape(page_reason(t2["reason"]))}</p>'
     headers = [
         _header("Region"),
         _header("Mean", "ms"),
@@ -142,7 +143,7 @@ def structures_html(results: dict) -> str:
 def shape_html(results: dict) -> str:
     shape = results["shape_model"]
     if not shape.get("computed"):
-        reason = html.escape(shape["reason"])
+        reason = html.escape(page_reason(shape["reason"]))
         return f'<p class="ks-not-run" id="shape-reason"><strong>Shape model not run:</strong> {reason}</p>'
     bscore = shape.get("bscore")
     score = "BScore unavailable (the model has no BScore vectors)" if bscore is None else f"BScore {bscore:.2f}"

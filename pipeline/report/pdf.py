@@ -52,6 +52,9 @@ def write_case_report(result: AnalysisView, results: dict, pdf_path: Path, png_p
     import matplotlib
     from matplotlib.backends.backend_pdf import PdfPages
 
+    from ..log_levels import quiet_noisy_libraries
+
+    quiet_noisy_libraries()  # fontTools logs every subset table at INFO
     redact = C.Redactor.from_headers(_source_headers(result))
     with matplotlib.rc_context({"pdf.fonttype": 42, "font.size": 8}):
         pages = [_summary_page(result, results, redact), _maps_page(result, results, redact)]
