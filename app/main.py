@@ -84,9 +84,9 @@ def run(settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .settings import AppSettings
-
     from pipeline.log_levels import quiet_noisy_libraries
+
+    from .settings import AppSettings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     quiet_noisy_libraries()

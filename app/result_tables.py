@@ -102,7 +102,8 @@ def thickness_html(results: dict) -> str:
 def t2_html(results: dict) -> str:
     t2 = results["t2"]
     if not t2.get("computed"):
-        return f'<p class="ks-not-run" id="t2-reason"><strong>T2 not computed:</strong> {html.escape(page_reason(t2["reason"]))}</p>'
+        reason = html.escape(page_reason(t2["reason"]))
+        return f'<p class="ks-not-run" id="t2-reason"><strong>T2 not computed:</strong> {reason}</p>'
     headers = [
         _header("Region"),
         _header("Mean", "ms"),
