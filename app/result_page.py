@@ -153,7 +153,7 @@ def view_hint(result, hint: str) -> str:
     side = result.laterality.side
     if side in ("left", "right"):
         medial = "right" if side == "right" else "left"
-        hint += f" {side.capitalize()} knee: from the front its medial side is on your {medial}."
+        hint += f" {side.capitalize()} knee: its medial side is on your {medial} in this view."
     return hint + " The words MEDIAL, LATERAL and ANTERIOR in the scene mark the directions."
 
 

@@ -157,8 +157,10 @@ def _results_column() -> SimpleNamespace:
                     slider = gr.Slider(1, 1000, value=1, step=1, label=f"{plane.capitalize()} slice")
                     setattr(r, f"{plane}_slider", slider)
             with gr.Row():
-                r.overlay = gr.Radio([OVERLAY_LABELS, OVERLAY_T2], value=OVERLAY_LABELS, label="Overlay", scale=1)
-                r.opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Overlay opacity", scale=1)
+                r.overlay = gr.Radio(
+                    [OVERLAY_LABELS, OVERLAY_T2], value=OVERLAY_LABELS, label="Overlay", scale=1, elem_id="overlay"
+                )
+                r.opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Overlay opacity", scale=1, elem_id="opacity")
                 r.level = gr.Slider(0, 1, value=0.5, step=0.02, label="Window level (0.5 = automatic)", scale=1)
                 r.width = gr.Slider(0.1, 2, value=1.0, step=0.05, label="Window width (1 = automatic)", scale=1)
             r.legend = gr.HTML(slice_images.legend_html(), elem_id="legend-box")
@@ -185,6 +187,7 @@ def _results_column() -> SimpleNamespace:
                         value=COLOUR_THICKNESS,
                         label="Colour bones by",
                         info="T2: mean cartilage T2 along each bone normal (qDESS or MESE series only)",
+                        elem_id="colour-by",
                     )
                     r.viewer_button = gr.Button("Interactive 3-D viewer", size="sm", elem_id="viewer-btn")
                     r.viewer_link = gr.HTML(elem_id="viewer-link-box")
@@ -362,12 +365,12 @@ def _compare_tab(services: Services) -> None:
                 "Each visit: the results zip of an earlier analysis, an MRI or a label map.",
                 elem_id="compare-intro",
             )
-            with gr.Row():
-                baseline = gr.File(label="Baseline", file_types=FILE_TYPES, type="filepath", elem_id="baseline-input")
-                followup = gr.File(label="Follow-up", file_types=FILE_TYPES, type="filepath", elem_id="followup-input")
-            with gr.Accordion("Options", open=False):
-                scheme = gr.Radio(["auto", "native", "canonical"], value="auto", label="Label scheme (label maps)")
-                threshold = gr.Number(0.2, minimum=0, step=0.05, label="Thinned / thickened beyond (mm)")
+            baseline = gr.File(
+                label="Baseline", file_types=FILE_TYPES, type="filepath", elem_id="baseline-input", height=130
+            )
+            followup = gr.File(
+                label="Follow-up", file_types=FILE_TYPES, type="filepath", elem_id="followup-input", height=130
+            )
             with gr.Row():
                 run = gr.Button("Compare", variant="primary", elem_id="compare-btn")
                 cancel = gr.Button("Cancel", variant="stop", elem_id="compare-cancel-btn")
@@ -375,6 +378,9 @@ def _compare_tab(services: Services) -> None:
             status = gr.HTML(
                 idle("Upload both visits to start, or compare the example visits."), elem_id="compare-status"
             )
+            with gr.Accordion("Options", open=False):
+                scheme = gr.Radio(["auto", "native", "canonical"], value="auto", label="Label scheme (label maps)")
+                threshold = gr.Number(0.2, minimum=0, step=0.05, label="Thinned / thickened beyond (mm)")
             gr.Markdown(compare.EXAMPLE_DESCRIPTION, elem_id="compare-example-note")
         with gr.Column(scale=3):
             token = gr.State(None)

@@ -86,9 +86,10 @@ def orientation_marks(surfaces: dict[str, Surface], side: str) -> list[Surface]:
         width = word_width_mm(word)
         start = centre_x + 4.0 if sign > 0 else centre_x - 4.0 - width
         marks.append(word_surface(f"mark_{word.lower()}", word, np.array([start, front, below]), across, down))
-    # Lying flat in front of the knee, read from above with anterior toward the viewer.
+    # Lying flat in front of the knee, under the upright words (so the two never overlap from the front), read from
+    # above with anterior toward the viewer.
     flat_down = np.array([0.0, -1.0, 0.0])
     width = word_width_mm("ANTERIOR")
-    origin = np.array([centre_x - width / 2, front - 6.0, lo[2]])
+    origin = np.array([centre_x - width / 2, front - 6.0, below - 7 * DOT_MM - 4.0])
     marks.append(word_surface("mark_anterior", "ANTERIOR", origin, across, flat_down))
     return marks
