@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import io
-import re
 import shutil
 import threading
 import time
@@ -46,13 +45,14 @@ OVERFLOWING_TEXT = """(root) => {
     const box = el.getBoundingClientRect();
     if (box.width === 0 || box.height === 0) continue;
     const style = getComputedStyle(el);
-    if (clips(style) && el.scrollWidth > el.clientWidth + 1) found.push(`${el.tagName}.${el.className}: "${text}" clipped`);
+    const name = `${el.tagName}.${el.className}: "${text}"`;
+    if (clips(style) && el.scrollWidth > el.clientWidth + 1) found.push(`${name} clipped`);
     let parent = el.parentElement;
     while (parent && !clips(getComputedStyle(parent))) parent = parent.parentElement;
     if (parent) {
       const outer = parent.getBoundingClientRect();
       if (box.right > outer.right + 1 || box.left < outer.left - 1)
-        found.push(`${el.tagName}.${el.className}: "${text}" runs out of ${parent.tagName}.${parent.className}`);
+        found.push(`${name} runs out of ${parent.tagName}.${parent.className}`);
     }
   }
   return found;
