@@ -135,7 +135,7 @@ def test_bad_file_reason_stays_while_the_example_shows_its_progress(app, browser
     before it ends; (e) orientation letters on the three views; (f) no overflowing text."""
     from playwright.sync_api import expect
 
-    url, services, engine = app
+    url, _, engine = app
     bad = tmp_path / "scan.nii.gz"
     bad.write_text("a text file renamed to .nii.gz")
     first = open_page(browser, url)
@@ -252,7 +252,7 @@ def test_label_map_in_the_mri_box_and_the_compare_tab(app, browser, tmp_path):
     from pipeline.io import write_volume
     from tests.fixtures.knees import phantom
 
-    url, services, engine = app
+    url, _, engine = app
     labels = write_volume(phantom(side="left", spacing=SMALL).labels, tmp_path / "knee_labels.nii.gz")
     page = open_page(browser, url)
     page.locator("#image-input input[type=file]").set_input_files(str(labels))
