@@ -43,7 +43,8 @@ def test_example_pair(client):
     assert {"change_results.zip", "change.json", "change.csv", "change.glb"} <= names
     glb = next(f for f in out[DOWNLOADS] if f.endswith(".glb"))
     assert Path(glb).read_bytes()[:4] == b"glTF"
-    assert "tibia" in out[NOTES] and Path(out[COLORBAR]).is_file()
+    assert "tibia" in out[NOTES] and "follow-up minus baseline (mm)" in out[COLORBAR]
+    assert ">-0.5<" in out[COLORBAR] and ">0.5<" in out[COLORBAR]  # the colour range, symmetric about 0
 
 
 def test_two_results_zips(client, tmp_path):

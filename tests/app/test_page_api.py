@@ -65,8 +65,9 @@ def results_json(out) -> dict:
 def test_example_end_to_end(client):
     out = client.predict(NO_MODEL, False, 0.5, False, api_name="/example")
     assert is_done(out[STATUS]) and "right knee" in out[STATUS]
-    glb, colour_bar, _ = client.predict(["Cartilage", "Menisci"], "Thickness", "Front", api_name="/layers")
-    assert Path(glb).read_bytes()[:4] == b"glTF" and "Cartilage thickness (mm)" in colour_bar
+    model, colour_bar, _ = client.predict(["Cartilage", "Menisci"], "Thickness", "Front", api_name="/layers")
+    assert Path(model["value"]).read_bytes()[:4] == b"glTF" and "Cartilage thickness (mm)" in colour_bar
+    assert model["label"] == "Bones coloured by cartilage thickness (mm)" and model["camera_position"][:2] == [90, 80]
     names = {Path(f).name for f in out[DOWNLOADS]}
     assert {"results.json", "results.csv", "knee.glb", "labels.nii.gz"} <= names
     mean = results_json(out)["cartilage"]["medial_tibial"]["thickness_mm"]["mean"]
