@@ -1,6 +1,6 @@
 """One plane of the slice viewer as HTML: the picture, orientation letters on its four edges, the knee's side, and
-where the slice lies (number, mm along the normal, DICOM image number); a click enlarges it (the page's CSS and
-the ``ENLARGE_JS`` handler of each view).
+where the slice lies (number, mm along the normal, DICOM image number); a click enlarges it and the mouse wheel pages (the page's CSS and
+the ``VIEW_JS`` handlers of each view).
 
 The picture travels as a PNG data URL inside the HTML, so the letters are text beside it (readable at any zoom, and
 by tests), never burnt into the pixels.
@@ -23,8 +23,9 @@ PLANE_TITLES = {
     "coronal": "Coronal (seen from the front)",
     "sagittal": "Sagittal (anterior on the left)",
 }
-#: Attached to each view's gr.HTML (``js_on_load``): a click on the picture toggles the enlarged view; Escape closes.
-ENLARGE_JS = """
+#: Attached to each view's gr.HTML (``js_on_load``): a click on the picture toggles the enlarged view, Escape closes
+#: it; the mouse wheel over a picture pages through its slices (it moves that plane's slider, ``#<plane>-slider``).
+VIEW_JS = """
 element.addEventListener('click', (event) => {
   const figure = event.target.closest('figure.ks-slice');
   if (figure) figure.classList.toggle('ks-enlarged');
@@ -33,6 +34,17 @@ document.addEventListener('keydown', (event) => {
   if (event.key !== 'Escape') return;
   element.querySelectorAll('figure.ks-enlarged').forEach((f) => f.classList.remove('ks-enlarged'));
 });
+element.addEventListener('wheel', (event) => {
+  const figure = event.target.closest('figure.ks-slice');
+  if (!figure || figure.classList.contains('ks-empty')) return;
+  const range = document.querySelector(`#${figure.dataset.plane}-slider input[type=range]`);
+  if (!range) return;
+  event.preventDefault();
+  const next = Math.min(+range.max, Math.max(+range.min, +range.value + (event.deltaY > 0 ? 1 : -1)));
+  if (next === +range.value) return;
+  range.value = String(next);
+  range.dispatchEvent(new Event('input', { bubbles: true }));
+}, { passive: false });
 """
 
 
@@ -78,5 +90,5 @@ def view_html(
         f"<figcaption><strong>{html.escape(title)}</strong> <span class='ks-where'>{html.escape(where)}</span>"
         "</figcaption>"
         f'<div class="ks-frame"><img src="{png_data_url(picture)}" width="{width}" height="{height}" '
-        f'alt="{plane} slice {index + 1}" title="Click to enlarge (Esc closes)">{letters}{side}</div></figure>'
+        f'alt="{plane} slice {index + 1}" title="Click to enlarge (Esc closes); scroll to page through slices">{letters}{side}</div></figure>'
     )

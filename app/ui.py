@@ -149,12 +149,14 @@ def _results_column() -> SimpleNamespace:
                     view = gr.HTML(
                         slice_view.view_html(None, plane, 0),
                         elem_id=f"slice-{plane}",
-                        js_on_load=slice_view.ENLARGE_JS,
+                        js_on_load=slice_view.VIEW_JS,
                     )
                     setattr(r, plane, view)
             with gr.Row():
                 for plane in slice_images.PLANES:
-                    slider = gr.Slider(1, 1000, value=1, step=1, label=f"{plane.capitalize()} slice")
+                    slider = gr.Slider(
+                        1, 1000, value=1, step=1, label=f"{plane.capitalize()} slice", elem_id=f"{plane}-slider"
+                    )
                     setattr(r, f"{plane}_slider", slider)
             with gr.Row():
                 r.overlay = gr.Radio(

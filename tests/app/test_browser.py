@@ -166,6 +166,11 @@ def test_bad_file_reason_stays_while_the_example_shows_its_progress(app, browser
         expect(second.locator(f"#slice-{plane} .ks-side-badge")).to_have_text("Right knee")
     no_overflowing_text(second, "#analyse-tab")
     shot(second, "slices")
+    sagittal = second.locator("#slice-sagittal figure")
+    before = int(sagittal.get_attribute("data-index"))
+    second.locator("#slice-sagittal img").hover()
+    second.mouse.wheel(0, 120)  # scroll pages to the next slice
+    expect(sagittal).to_have_attribute("data-index", str(before + 1))
     second.locator("#slice-sagittal img").click()  # click to enlarge
     expect(second.locator("#slice-sagittal figure.ks-enlarged")).to_have_count(1)
     assert second.locator("#slice-sagittal img").bounding_box()["height"] > 700
