@@ -1,6 +1,6 @@
 """One plane of the slice viewer as HTML: the picture, orientation letters on its four edges, the knee's side, and
-where the slice lies (number, mm along the normal, DICOM image number); a click enlarges it and the mouse wheel pages (the page's CSS and
-the ``VIEW_JS`` handlers of each view).
+where the slice lies (number, mm along the normal, DICOM image number); a click enlarges it and the mouse wheel
+pages through the slices (the page's CSS and the ``VIEW_JS`` handlers of each view).
 
 The picture travels as a PNG data URL inside the HTML, so the letters are text beside it (readable at any zoom, and
 by tests), never burnt into the pixels.
@@ -18,6 +18,7 @@ from pipeline.report.slices import EDGE_LETTERS
 
 from .slice_images import AUTO_WINDOW, SliceStack, render_slice
 
+HINT = "Click to enlarge (Esc closes); scroll to page through the slices"
 PLANE_TITLES = {
     "axial": "Axial (seen from the feet)",
     "coronal": "Coronal (seen from the front)",
@@ -90,5 +91,5 @@ def view_html(
         f"<figcaption><strong>{html.escape(title)}</strong> <span class='ks-where'>{html.escape(where)}</span>"
         "</figcaption>"
         f'<div class="ks-frame"><img src="{png_data_url(picture)}" width="{width}" height="{height}" '
-        f'alt="{plane} slice {index + 1}" title="Click to enlarge (Esc closes); scroll to page through slices">{letters}{side}</div></figure>'
+        f'alt="{plane} slice {index + 1}" title="{HINT}">{letters}{side}</div></figure>'
     )
