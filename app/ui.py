@@ -43,6 +43,18 @@ NO_MODEL = "(none: analysis of label maps only)"
 #: The page's style sheet (status area, input card, slice views, colour bars, tables), given to ``launch``.
 PAGE_CSS = Path(__file__).with_name("page.css")
 HIDDEN = {"show_progress": "hidden"}
+#: Run in the browser as a job is sent: the status area says at once that it is waiting (a job queues behind another
+#: one, and Gradio's own queue display is hidden with the per-panel overlays); the job's first update replaces it.
+WAITING_JS = """(...args) => {
+  for (const id of ['status', 'compare-status']) {
+    const area = document.querySelector(`#${id} .ks-status`);
+    if (area && area.offsetParent !== null) {
+      area.className = 'ks-status ks-running';
+      area.textContent = 'Starting… (if another analysis is running, this one waits for its turn here)';
+    }
+  }
+  return args;
+}"""
 
 
 def _model_choices(services: Services) -> tuple[list[str], str, str]:
@@ -219,7 +231,7 @@ def _wire_jobs(services: Services, c: SimpleNamespace, r: SimpleNamespace) -> No
     """The heavy events: one queue lane ("gpu") for every analysis, then the 3-D view as its own event."""
     targets = {"status": c.status, **{name: getattr(r, name) for name in OUTPUT_NAMES if name != "status"}}
     outputs = [targets[name] for name in OUTPUT_NAMES]
-    lane = {"concurrency_id": "gpu", "concurrency_limit": 1, **HIDDEN}
+    lane = {"concurrency_id": "gpu", "concurrency_limit": 1, "js": WAITING_JS, **HIDDEN}
 
     def options(scheme, model, mirroring, t2, opacity, shape) -> PageOptions:
         return PageOptions(scheme, model, bool(mirroring), t2, float(opacity), bool(shape))
@@ -413,7 +425,7 @@ def _compare_tab(services: Services) -> None:
 
 def _wire_compare(services: Services, c: SimpleNamespace, outputs: list) -> None:
     """Compare and example buttons in the analyses' queue lane, then the 3-D map as its own event; Cancel."""
-    lane = {"concurrency_id": "gpu", "concurrency_limit": 1, **HIDDEN}
+    lane = {"concurrency_id": "gpu", "concurrency_limit": 1, "js": WAITING_JS, **HIDDEN}
 
     def run_job(base, follow, chosen_scheme, mm, request: gr.Request):
         submitted = handlers.submitted_at(request)
