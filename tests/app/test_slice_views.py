@@ -113,3 +113,14 @@ def test_the_image_number_a_view_names_holds_the_pixels_it_shows():
         stored = pydicom.dcmread(files[numbers[index]]).pixel_array
         assert np.array_equal(np.sort(shown.ravel()), np.sort(stored.ravel().astype(shown.dtype)))
         assert f"image {numbers[index]}" in locations.describe("sagittal", index)
+
+
+def test_window_level_and_width_change_the_grey_scale():
+    knee = phantom(side="right", spacing=(0.8, 0.8, 1.0)).labels
+    image = knee.with_array(knee.array.astype(np.float32) * 10 + 20)
+    stack = slice_images.build_stack(image, None)
+    automatic = picture(slice_view.view_html(stack, "coronal", 40))
+    narrow = picture(slice_view.view_html(stack, "coronal", 40, level_width=(0.5, 0.25)))
+    brighter = picture(slice_view.view_html(stack, "coronal", 40, level_width=(0.3, 1.0)))
+    assert narrow.std() > automatic.std()  # a narrower window: more contrast
+    assert brighter.mean() > automatic.mean()  # a lower level: brighter
