@@ -311,8 +311,8 @@ UPLOAD_OUTPUTS = ("card", "t2", "job_token", "axial", "coronal", "sagittal", "ax
 def inspect_uploads(services: Services, image_path: str | None, labels_path: str | None) -> tuple:
     """A file arrived (or left) in an upload box: the card saying what the files are and what Run will do, the T2
     choice that fits, and the image at once in the slice viewer (a preview; its sliders work before any run)."""
-    image_facts, image_volume = services.inputs.facts(image_path, services.limits) if image_path else (None, None)
-    labels_facts, labels_volume = services.inputs.facts(labels_path, services.limits) if labels_path else (None, None)
+    image_facts, image_volume = _inspected(services, image_path, "The image")
+    labels_facts, labels_volume = _inspected(services, labels_path, "The label map")
     plan = plan_run(image_facts, labels_facts, image_path, labels_path, can_segment=services.engine.can_segment)
     card = card_html([f for f in (image_facts, labels_facts) if f is not None], plan)
     values: dict = {"card": card, "t2": _t2_choice(image_facts)}
@@ -324,6 +324,18 @@ def inspect_uploads(services: Services, image_path: str | None, labels_path: str
         values.update(_slices(preview, 0.5, reset=True))
         values["legend"] = slice_images.legend_html()
     return tuple(values.get(name, gr.skip()) for name in UPLOAD_OUTPUTS)
+
+
+def _inspected(services: Services, path: str | None, what: str):
+    """(facts, volume) of an upload; a path this server did not receive as an upload is not read."""
+    if not path:
+        return None, None
+    if services.uploads is not None:
+        try:
+            services.uploads.verify(path, what=what)
+        except UploadRefused as exc:
+            return InputFacts(Path(path).name, None, error=str(exc)), None
+    return services.inputs.facts(path, services.limits)
 
 
 def _preview(image_facts, image_volume, labels_facts, labels_volume) -> slice_images.SliceStack | None:

@@ -201,10 +201,11 @@ def plan_run(
 
 class InputCache:
     """The facts of recent uploads (by path, size and modification time) and their preview slice stacks (by token);
-    a few of each, the oldest dropped."""
+    a few of each, the oldest dropped (stacks hold whole volumes: fewer of them)."""
 
-    def __init__(self, keep: int = 8):
+    def __init__(self, keep: int = 16, keep_stacks: int = 4):
         self._keep = keep
+        self._keep_stacks = keep_stacks
         self._facts: OrderedDict[tuple, InputFacts] = OrderedDict()
         self._stacks: OrderedDict[str, object] = OrderedDict()
         self._lock = threading.Lock()
@@ -227,7 +228,7 @@ class InputCache:
     def keep_stack(self, token: str, stack: object) -> None:
         with self._lock:
             self._stacks[token] = stack
-            while len(self._stacks) > self._keep:
+            while len(self._stacks) > self._keep_stacks:
                 self._stacks.popitem(last=False)
 
     def stack(self, token: str | None) -> object | None:

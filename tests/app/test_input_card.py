@@ -118,3 +118,18 @@ def test_facts_are_read_once_per_file(uploads, monkeypatch):
     first, volume = cache.facts(uploads["labels"])
     again, no_volume = cache.facts(uploads["labels"])
     assert first == again and volume is not None and no_volume is None and len(reads) == 1
+
+
+def test_a_path_that_was_not_uploaded_is_not_read(uploads, tmp_path):
+    """The upload event names the file the page holds; a hand-made request naming any other file gets no card of
+    it and no preview (as a run refuses it)."""
+    from app.handlers import UPLOAD_OUTPUTS, inspect_uploads
+    from app.jobs import JobStore
+    from app.startup import Services
+    from app.uploads import UploadRegistry
+    from pipeline.engine import Engine
+
+    services = Services(store=JobStore(tmp_path), engine=Engine(), uploads=UploadRegistry(tmp_path / "gradio"))
+    values = dict(zip(UPLOAD_OUTPUTS, inspect_uploads(services, str(uploads["labels"]), None), strict=True))
+    assert "was not uploaded to this server" in values["card"] and "label map" not in values["card"]
+    assert "job_token" not in values or not isinstance(values["job_token"], str)  # no preview made
