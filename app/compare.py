@@ -8,17 +8,25 @@ done (Gradio 6.31's Model3D draws nothing otherwise).
 
 from __future__ import annotations
 
+import html
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import gradio as gr
 
+from pipeline.report.colour_scales import change_scale
+from pipeline.report.numbers import formatted
+
+from . import handlers, status
 from .handlers import page_errors, start_job, verified_uploads
 from .jobs import Job
+from .slice_images import colour_bar_html
 from .startup import Services
 from .uploads import copy_input
 from .user_errors import user_error
+from .worker import stream_in_thread
 
 CHANGE_HEADERS = [
     "Region",
@@ -26,15 +34,24 @@ CHANGE_HEADERS = [
     "Change (%)",
     "Baseline (mm)",
     "Follow-up (mm)",
-    "Thinned (mm²)",
-    "Thickened (mm²)",
-    "Vertices",
+    "Thinned area (mm²)",
+    "Thickened area (mm²)",
+    "Points measured",
 ]
 DOWNLOADS = ("zip", "change.json", "change.csv", "change.glb")
 #: The example pair: a synthetic right knee and its follow-up (known change, moved in the scanner).
 EXAMPLE_CHANGES = {"medial_tibial": -0.5, "femoral": -0.2}
 EXAMPLE_MOTION = ((4.0, -3.0, 5.0), (5.0, -4.0, 6.0))
+EXAMPLE_DESCRIPTION = (
+    "**The example visits:** a synthetic right knee (baseline label map) and the same knee at a later visit with "
+    "medial tibial cartilage 0.5 mm thinner and femoral cartilage 0.2 mm thinner, moved by about 5° and 7 mm in "
+    "the scanner (the comparison registers the bones first)."
+)
 _example_lock = threading.Lock()
+#: The status area's red banner for a failed comparison (the other five outputs unchanged).
+with_error_banner = partial(
+    handlers.with_error_banner, banner=lambda text: (text, *(gr.skip() for _ in range(5))), what="comparison"
+)
 
 
 def run_compare(
@@ -44,10 +61,9 @@ def run_compare(
     scheme: str,
     threshold_mm: float | None,
     session: str | None,
-    progress: gr.Progress,
     submitted_at: float | None = None,
-) -> tuple:
-    """The Compare button: (status, job token, table, registration notes, colour bar, downloads).
+) -> Iterator[tuple]:
+    """The Compare button: status updates, then (status, job token, table, notes, colour bar, downloads).
 
     Like an analysis, it works on private copies of the two uploads in its job's folder (checked to be real uploads
     when its turn comes) and deletes only those."""
@@ -62,20 +78,19 @@ def run_compare(
         copies = {key: copy_input(path, job.inputs / key) for key, path in uploads.items() if path}
         return str(copies["baseline"]), str(copies["followup"])
 
-    return _compare(services, inputs, scheme, threshold_mm, session, progress, submitted_at)
+    yield from _compare(services, inputs, scheme, threshold_mm, session, submitted_at)
 
 
 def run_example(
     services: Services,
     threshold_mm: float | None,
     session: str | None,
-    progress: gr.Progress,
     submitted_at: float | None = None,
-) -> tuple:
+) -> Iterator[tuple]:
     """The example button: a synthetic knee and its follow-up, as two label maps."""
     baseline, followup = example_pair(services.store.root.parent)
-    return _compare(
-        services, lambda job: (str(baseline), str(followup)), "canonical", threshold_mm, session, progress, submitted_at
+    yield from _compare(
+        services, lambda job: (str(baseline), str(followup)), "canonical", threshold_mm, session, submitted_at
     )
 
 
@@ -85,40 +100,49 @@ def _compare(
     scheme: str,
     threshold_mm: float | None,
     session: str | None,
-    progress: gr.Progress,
     submitted_at: float | None,
-) -> tuple:
+) -> Iterator[tuple]:
     from pipeline.longitudinal import CompareOptions, compare
     from pipeline.request import AnalysisRequest
 
+    clock = status.JobClock()
+    skip = tuple(gr.skip() for _ in range(5))
     job = start_job(services, session, submitted_at, "comparison")
     succeeded = False
     try:
         with page_errors(job, "comparison"):
+            yield (status.running("Checking the inputs", 0.0, clock), *skip)
             baseline, followup = inputs(job)
             options = CompareOptions(threshold_mm=0.2 if threshold_mm is None else float(threshold_mm))
 
-            def report(fraction: float, message: str) -> None:
-                job.check_cancelled()  # Cancel stops the comparison at its next report
-                progress(0.02 + 0.9 * fraction, desc=message)
+            def work(report, _emit):
+                return compare(
+                    baseline,
+                    followup,
+                    engine=services.engine,
+                    request=AnalysisRequest(label_scheme=scheme),
+                    options=options,
+                    progress=report,
+                )
 
-            change = compare(
-                baseline,
-                followup,
-                engine=services.engine,
-                request=AnalysisRequest(label_scheme=scheme),
-                options=options,
-                progress=report,
-            )
-            progress(0.95, desc="Writing results")
-            files = change.write(job.folder / "compare")
+            change, stage, fraction = None, "Reading the visits", 0.0
+            for kind, value in stream_in_thread(work, job, tick_s=handlers.TICK_S):
+                if kind == "result":
+                    change = value
+                    break
+                if kind == "progress":
+                    fraction, message = value  # type: ignore[misc]
+                    stage = status.plain_stage(message)
+                yield (status.running(stage, 0.02 + 0.9 * fraction, clock), *skip)
+            yield (status.running("Writing the results", 0.95, clock), *skip)
+            files = change.write(job.folder / "compare")  # type: ignore[union-attr]
             succeeded = True
-            return (
+            yield (
                 done_message(change, services.retention_hours),
                 job.token,
                 change_table(change),
                 registration_notes(change),
-                str(files["change_colorbar.png"]),
+                colour_bar_html(change_scale(change.colour_range_mm), element_id="change-scale"),  # type: ignore[union-attr]
                 [str(files[name]) for name in DOWNLOADS if name in files],
             )
     finally:
@@ -135,40 +159,69 @@ def show_change_3d(services: Services, token: str | None):
 
 
 def done_message(change, retention_hours: float) -> str:
+    """The result banner: side, which visit minus which, what changed most, the warnings."""
     base, fu = change.baseline, change.followup
     n = len(change.warnings)
-    notes = "".join(f"\n- {w}" for w in change.warnings)
+    warnings = "".join(f"<li>{html.escape(w)}</li>" for w in change.warnings)
     return (
-        f"**Done**: {base.laterality.side} knee, follow-up *{fu.case_id}* minus baseline *{base.case_id}*, "
-        f"{n} QC warning{'s' if n != 1 else ''}. Files are kept for {retention_hours:g} hours.{notes}"
+        '<div class="ks-status ks-done" role="status"><strong>Done</strong>: '
+        f"{html.escape(base.laterality.side)} knee, follow-up <em>{html.escape(fu.case_id)}</em> minus baseline "
+        f"<em>{html.escape(base.case_id)}</em>, {n} QC warning{'s' if n != 1 else ''}."
+        f'<div class="ks-changed">{html.escape(what_changed(change))}</div>'
+        + (f"<ul>{warnings}</ul>" if warnings else "")
+        + f'<div class="ks-keep">Files are kept for {retention_hours:g} hours.</div></div>'
     )
 
 
-def change_table(change) -> list[list]:
+def what_changed(change) -> str:
+    """The regions whose mean thickness changed beyond the threshold, in one sentence."""
+    parts = []
+    for region, result in change.regions.items():
+        stats = result.thickness_change_mm
+        if stats is None or abs(stats.mean) < change.threshold_mm or region.startswith("femoral_"):
+            continue
+        verb = "thinner" if stats.mean < 0 else "thicker"
+        percent = "" if result.percent_change is None else f" ({formatted(result.percent_change, '%', signed=True)} %)"
+        parts.append(f"{region.replace('_', ' ')} {formatted(abs(stats.mean), 'mm')} mm {verb}{percent}")
+    if not parts:
+        return f"No region's mean thickness changed by more than {change.threshold_mm:g} mm."
+    return "Changed by more than " + f"{change.threshold_mm:g} mm: " + "; ".join(parts) + "."
+
+
+def change_table(change) -> str:
+    """The regional change as an HTML table with the page's decimals: thickness and its change 2 (signed), percent
+    1, areas 0."""
+    headers = "".join(f"<th>{html.escape(h)}</th>" for h in CHANGE_HEADERS)
     rows = []
     for region, result in change.regions.items():
         stats = result.thickness_change_mm
-        name = region.replace("_", " ")
+        name = f'<td class="ks-name">{html.escape(region.replace("_", " "))}</td>'
         if stats is None:
-            rows.append([name, None, None, None, None, None, None, 0])
+            rows.append(name + '<td class="ks-num">—</td>' * 6 + '<td class="ks-num">0</td>')
             continue
-        rows.append(
-            [
-                name,
-                round(stats.mean, 3),
-                None if result.percent_change is None else round(result.percent_change, 1),
-                _round(result.baseline_mean_mm, 3),
-                _round(result.followup_mean_mm, 3),
-                round(result.thinned_area_mm2, 1),
-                round(result.thickened_area_mm2, 1),
-                stats.n_vertices,
-            ]
+        cells = (
+            formatted(stats.mean, "mm", signed=True),
+            formatted(result.percent_change, "%", signed=True),
+            formatted(result.baseline_mean_mm, "mm"),
+            formatted(result.followup_mean_mm, "mm"),
+            formatted(result.thinned_area_mm2, "mm²"),
+            formatted(result.thickened_area_mm2, "mm²"),
+            str(stats.n_vertices),
         )
-    return rows
+        rows.append(name + "".join(f'<td class="ks-num">{c}</td>' for c in cells))
+    body = "".join(f'<tr data-region="{region}">{row}</tr>' for region, row in zip(change.regions, rows, strict=True))
+    return (
+        '<table class="ks-table" id="change-table"><caption>Regional change (follow-up minus baseline)</caption>'
+        f"<thead><tr>{headers}</tr></thead><tbody>{body}</tbody></table>"
+    )
 
 
 def registration_notes(change) -> str:
-    lines = [f"Thinned/thickened: change beyond ±{change.threshold_mm:g} mm. Colours: ±{change.colour_range_mm:g} mm."]
+    lines = [
+        f"Thinned/thickened: change beyond ±{change.threshold_mm:g} mm. The 3-D view is seen from the front "
+        "(the patient's right on your left).",
+        "How the follow-up bones were moved onto the baseline's:",
+    ]
     for bone, reg in change.registrations.items():
         lines.append(
             f"- {bone}: moved {reg.transform.angle_deg:.1f}°, shapes agree within {reg.residual_rms_mm:.2f} mm RMS"
@@ -192,7 +245,3 @@ def example_pair(workdir: Path) -> tuple[Path, Path]:
             write_volume(make_phantom(spec).labels, baseline)
             write_volume(visit.phantom.labels, followup)
     return baseline, followup
-
-
-def _round(value: float | None, digits: int) -> float | None:
-    return None if value is None else round(value, digits)

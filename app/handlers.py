@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,12 +21,15 @@ from pipeline.diskspace import is_disk_full
 from pipeline.errors import DiskFullError, KneePipelineError
 from pipeline.request import AnalysisRequest
 
-from . import result_page, slice_images
+from . import result_page, slice_images, slice_view, status
 from .disk_guard import ensure_room_for_a_job
 from .examples import example_inputs, qdess_example_inputs
+from .input_card import NOTHING, InputFacts, RunPlan, card_html, plan_run
 from .jobs import Job, JobCancelled
 from .messages import user_message
+from .result_page import OVERLAY_LABELS
 from .startup import Services
+from .status import JobClock, plain_stage
 from .uploads import UploadRefused, copy_input
 from .user_errors import server_disk_full, user_error
 from .worker import run_in_worker
@@ -42,16 +47,21 @@ OUTPUT_NAMES = (
     "coronal_slider",
     "sagittal_slider",
     "colorbar",
-    "thickness_table",
-    "structure_table",
-    "t2_table",
+    "numbers",
+    "maps",
+    "overlay",
     "warnings",
     "downloads",
     "legend",
-    "shape_summary",
+    "level",
+    "width",
 )
 T2_CHOICES = {"Automatic": None, "On": True, "Off": False}
 EXAMPLES = {"knee": example_inputs, "qdess": qdess_example_inputs}
+#: Seconds between clock updates of the status area while nothing else is reported.
+TICK_S = 1.0
+#: Least seconds between two progress updates sent to the page.
+PROGRESS_EVERY_S = 0.4
 
 
 @dataclass(frozen=True)
@@ -74,18 +84,33 @@ def outputs(**values) -> tuple:
     return tuple(values.get(name, gr.skip()) for name in OUTPUT_NAMES)
 
 
+def with_error_banner(
+    events: Iterator[tuple], *, what: str = "job", banner: Callable[[str], tuple] | None = None
+) -> Iterator[tuple]:
+    """The run's updates; a failure becomes the red banner in the status area (it stays until the next run) and is
+    raised again for API clients, without a toast or a traceback in the server log (where it was raised, the reason
+    was logged once: app/user_errors.py).
+    ``banner``: the outputs that show the banner's HTML (default: the analysis's status output)."""
+    try:
+        yield from events
+    except gr.Error as exc:
+        reason = str(exc.message)
+        yield (banner or (lambda text: outputs(status=text)))(status.error(reason))
+        raise gr.Error(reason, visible=False, print_exception=False) from None
+
+
 def run_upload(
     services: Services,
     image_path: str | None,
     labels_path: str | None,
     options: PageOptions,
     session: str | None,
-    progress: gr.Progress,
     submitted_at: float | None = None,
 ) -> Iterator[tuple]:
-    """The Run button: analyse what the user uploaded, from private copies in the job's folder."""
+    """The Run button: analyse what the user uploaded, from private copies in the job's folder; a label map dropped
+    in the MRI box is analysed as a label map, and a combination that cannot work is refused before any work."""
     if not image_path and not labels_path:
-        raise user_error("Upload a knee MRI (or a label map), or click 'Run the example'.")
+        raise user_error(NOTHING)
 
     def inputs(job: Job) -> tuple[str | None, str | None]:
         # Checked when the job's turn comes (a job cancelled while waiting is refused before this).
@@ -93,13 +118,22 @@ def run_upload(
         for path in uploads.values():
             if path and path.stat().st_size > services.max_upload_mb * 1024 * 1024:
                 raise user_error(f"{path.name} is larger than the {services.max_upload_mb} MB upload limit.")
-        image, labels = uploads["image"], uploads["labels"]
+        plan = upload_plan(services, uploads["image"], uploads["labels"])
+        if plan.refusal:
+            raise user_error(plan.refusal)
         return (
-            str(copy_input(image, job.inputs / "image")) if image else None,
-            str(copy_input(labels, job.inputs / "labels")) if labels else None,
+            str(copy_input(plan.image, job.inputs / "image")) if plan.image else None,
+            str(copy_input(plan.labels, job.inputs / "labels")) if plan.labels else None,
         )
 
-    yield from _run(services, inputs, options, session, progress, submitted_at)
+    yield from _run(services, inputs, options, session, submitted_at)
+
+
+def upload_plan(services: Services, image: Path | str | None, labels: Path | str | None) -> RunPlan:
+    """What Run will do with these uploads (read once per file; the upload event has usually read them already)."""
+    image_facts = services.inputs.facts(image, services.limits)[0] if image else None
+    labels_facts = services.inputs.facts(labels, services.limits)[0] if labels else None
+    return plan_run(image_facts, labels_facts, image, labels, can_segment=services.engine.can_segment)
 
 
 def verified_uploads(services: Services, session: str | None, **paths: str | None) -> dict[str, Path | None]:
@@ -124,7 +158,6 @@ def run_example(
     which: str,
     options: PageOptions,
     session: str | None,
-    progress: gr.Progress,
     submitted_at: float | None = None,
 ) -> Iterator[tuple]:
     """An example button: a synthetic knee ("knee") or qDESS series ("qdess"), copied into the job's folder."""
@@ -134,7 +167,7 @@ def run_example(
     def inputs(job: Job) -> tuple[str | None, str | None]:
         return make(services.store.root.parent, job.inputs, with_labels=with_labels)
 
-    yield from _run(services, inputs, options, session, progress, submitted_at)
+    yield from _run(services, inputs, options, session, submitted_at)
 
 
 def start_job(services: Services, session: str | None, submitted_at: float | None, what: str) -> Job:
@@ -177,13 +210,14 @@ def _run(
     inputs: Callable[[Job], tuple[str | None, str | None]],
     options: PageOptions,
     session: str | None,
-    progress: gr.Progress,
     submitted_at: float | None,
 ) -> Iterator[tuple]:
+    clock = JobClock()
     job = start_job(services, session, submitted_at, "job")
     succeeded = False
     try:
         with page_errors(job, "job"):
+            yield outputs(status=status.running("Checking the inputs", 0.0, clock), overlay=OVERLAY_LABELS)
             image_path, labels_path = inputs(job)
             request = AnalysisRequest(
                 image=image_path,
@@ -195,63 +229,74 @@ def _run(
                 shape_model=bool(options.shape),
                 limits=services.limits,
             )
-            progress(0.01, desc="Loading")
-            yield from _job_events(services, job, request, options.opacity, progress)
+            yield from _job_events(services, job, request, options.opacity, clock)
             succeeded = True
     finally:
         job.cancel.set()  # a worker still running (page closed, job cancelled) stops at its next report
         services.store.finish(session, job, keep=succeeded or job.result is not None)
 
 
-def _job_events(services: Services, job: Job, request: AnalysisRequest, opacity: float, progress) -> Iterator[tuple]:
-    """Turn the worker's reports into page updates, in order."""
+def _job_events(
+    services: Services, job: Job, request: AnalysisRequest, opacity: float, clock: JobClock
+) -> Iterator[tuple]:
+    """Turn the worker's reports into page updates, in order: the status area, then the slices as soon as the image
+    and the labels exist, then the result."""
     image = None
-    for kind, value in run_in_worker(services.engine, job, request):
+    stage, fraction, sent = "Reading the image", 0.0, 0.0
+    for kind, value in run_in_worker(services.engine, job, request, tick_s=TICK_S):
         if kind == "progress":
             fraction, message = value  # type: ignore[misc]
-            progress(0.02 + 0.9 * fraction, desc=message)
+            stage = plain_stage(message)
+            if time.monotonic() - sent < PROGRESS_EVERY_S:
+                continue
         elif kind == "image":
             image = value
             stack = slice_images.build_stack(image, None)  # type: ignore[arg-type]
             services.store.remember(job, stack=stack)
-            status = "Image loaded; segmenting…" if not request.labels else "Image loaded; reading labels…"
-            yield outputs(status=status, job_token=job.token, **_slices(stack, opacity, reset=True))
+            yield outputs(job_token=job.token, **_slices(stack, opacity, reset=True))
         elif kind == "labels":
             stack = slice_images.build_stack(image, value)  # type: ignore[arg-type]
             services.store.remember(job, stack=stack)
-            source = f"given label map ({request.label_scheme} scheme)" if request.labels else "segmented"
             yield outputs(
-                status=f"Labels ready ({source}); measuring…",
-                job_token=job.token,
-                legend=slice_images.legend_html(),
-                **_slices(stack, opacity, reset=image is None),
+                job_token=job.token, legend=slice_images.legend_html(), **_slices(stack, opacity, reset=image is None)
             )
         elif kind == "result":
-            yield _finished(services, job, value, opacity, progress)
+            yield outputs(status=status.running("Writing the report and result files", 0.95, clock))
+            yield _finished(services, job, value, opacity)
+            return
+        sent = time.monotonic()
+        yield outputs(status=status.running(stage, 0.02 + 0.9 * fraction, clock))
 
 
-def _finished(services: Services, job: Job, result, opacity: float, progress) -> tuple:
-    progress(0.95, desc="Writing results")
-    files = result.write(job.folder / "results")
-    stack = slice_images.build_stack(result.image, result.labels, result.t2_map)
+def _finished(services: Services, job: Job, result, opacity: float) -> tuple:
+    results = result.to_dict()
+    files = result.write(job.folder / "results", results=results)
+    stack = slice_images.build_stack(result.image, result.labels, result.t2_map, side=result.laterality.side)
     services.store.remember(job, result=result, stack=stack)
+    source = status.segmentation_source(result.provenance)
     return outputs(
-        status=result_page.done_message(result, services.retention_hours),
+        status=status.done(results, source, services.retention_hours),
         job_token=job.token,
-        **result_page.result_outputs(job, result, files),
+        **result_page.result_outputs(job, result, results, files),
         **_slices(stack, opacity, reset=False),
     )
 
 
 def _slices(stack: slice_images.SliceStack, opacity: float, *, reset: bool) -> dict:
-    values = {}
+    """The three views at their middle slices (sliders reset to them when ``reset``), with the labels overlay and
+    the automatic window."""
+    values: dict = {}
     for plane in slice_images.PLANES:
         n = stack.n_slices(plane)
         middle = n // 2
-        values[plane] = slice_images.render_slice(stack, plane, middle, opacity=opacity, overlay="labels")
-        values[f"{plane}_slider"] = (
-            gr.Slider(minimum=0, maximum=max(n - 1, 1), value=middle, step=1) if reset else gr.skip()
+        values[plane] = slice_view.view_html(stack, plane, middle, opacity=opacity, overlay="labels")
+        values[f"{plane}_slider"] = (  # numbered from 1, as the views caption them
+            gr.Slider(minimum=1, maximum=max(n, 2), value=middle + 1, step=1, label=f"{plane.capitalize()} slice")
+            if reset
+            else gr.skip()
         )
+    if reset:
+        values["level"], values["width"] = slice_images.AUTO_WINDOW
     return values
 
 
@@ -260,16 +305,80 @@ def _model_names(services: Services) -> set[str]:
     return {name for name, ok, _ in engine.model_choices() if ok} if engine.can_segment else set()
 
 
-def t2_choice_for_upload(path: str | None):
-    """T2 on for DICOM uploads (computed if the series is qDESS or MESE); off, with the reason, for other files."""
-    from pipeline.t2 import t2_availability
+def stack_for(services: Services, token: str | None):
+    """The slices behind the page's token: a job's (image, labels, T2) or an upload's preview; None when gone."""
+    job = services.store.get(token)
+    if job is not None:
+        return job.stack
+    return services.inputs.stack(token)
 
+
+#: Outputs of the upload event, in order (ui.py wires them).
+UPLOAD_OUTPUTS = ("card", "t2", "job_token", "axial", "coronal", "sagittal", "axial_slider", "coronal_slider",
+                  "sagittal_slider", "legend", "level", "width")  # fmt: skip
+
+
+def inspect_uploads(services: Services, image_path: str | None, labels_path: str | None) -> tuple:
+    """A file arrived (or left) in an upload box: the card saying what the files are and what Run will do, the T2
+    choice that fits, and the image at once in the slice viewer (a preview; its sliders work before any run)."""
+    image_facts, image_volume = _inspected(services, image_path, "The image")
+    labels_facts, labels_volume = _inspected(services, labels_path, "The label map")
+    plan = plan_run(image_facts, labels_facts, image_path, labels_path, can_segment=services.engine.can_segment)
+    card = card_html([f for f in (image_facts, labels_facts) if f is not None], plan)
+    values: dict = {"card": card, "t2": _t2_choice(image_facts)}
+    preview = _preview(image_facts, image_volume, labels_facts, labels_volume)
+    if preview is not None:
+        token = "preview-" + secrets.token_urlsafe(12)
+        services.inputs.keep_stack(token, preview)
+        values["job_token"] = token
+        values.update(_slices(preview, 0.5, reset=True))
+        values["legend"] = slice_images.legend_html()
+    return tuple(values.get(name, gr.skip()) for name in UPLOAD_OUTPUTS)
+
+
+def _inspected(services: Services, path: str | None, what: str):
+    """(facts, volume) of an upload; a path this server did not receive as an upload is not read."""
     if not path:
+        return None, None
+    if services.uploads is not None:
+        try:
+            services.uploads.verify(path, what=what)
+        except UploadRefused as exc:
+            return InputFacts(Path(path).name, None, error=str(exc)), None
+    return services.inputs.facts(path, services.limits)
+
+
+def _preview(image_facts, image_volume, labels_facts, labels_volume) -> slice_images.SliceStack | None:
+    """The slices of what was just read (a cached file is not read again: its preview was shown already)."""
+    if image_volume is None and labels_volume is None:
+        return None
+    image = image_volume if image_facts is not None and not image_facts.is_label_map else None
+    labels = image_volume if image_facts is not None and image_facts.is_label_map else None
+    if labels_volume is not None and labels_facts is not None and labels_facts.is_label_map:
+        if image is None and image_facts is not None and not image_facts.is_label_map:
+            return None  # the image's preview is on the page already
+        if image is None or not labels_volume.same_grid(image):  # another grid: the run aligns it, not the preview
+            labels = labels_volume
+    if labels is not None:
+        from pipeline.io import to_canonical
+
+        try:
+            labels = to_canonical(labels, "auto").volume
+        except KneePipelineError:
+            labels = None
+    side = next((f.side for f in (image_facts, labels_facts) if f is not None and f.side), None)
+    if image is None and labels is None:
+        return None
+    return slice_images.build_stack(image, labels, side=side)
+
+
+def _t2_choice(facts: InputFacts | None):
+    """T2 on for a qDESS or MESE series; off, with the reason, for any other file; automatic before an upload."""
+    if facts is None:
         return gr.Radio(value="Automatic", interactive=True, info="Automatic: computed for a qDESS or MESE series")
-    possible, reason = t2_availability(path)
-    if possible:
-        return gr.Radio(value="On", interactive=True, info=reason)
-    return gr.Radio(value="Off", interactive=False, info=reason)
+    if facts.sequence:
+        return gr.Radio(value="On", interactive=True, info=facts.t2_note)
+    return gr.Radio(value="Off", interactive=False, info=facts.t2_note or "T2 needs a qDESS or MESE DICOM series.")
 
 
 def submitted_at(request: gr.Request | None) -> float | None:

@@ -25,6 +25,7 @@ def launch_options(settings, services) -> dict:
     from .login import ClientAddress, ThrottledLogin
     from .security_headers import SecurityHeaders
     from .session_routes import SessionRouteGuard, keep_session_hashes_out_of_logs
+    from .ui import PAGE_CSS
     from .viewer_routes import viewer_routes
 
     keep_session_hashes_out_of_logs()
@@ -54,6 +55,7 @@ def launch_options(settings, services) -> dict:
         # Gradio keeps every session's state (about 0.3-1 MB) until this many newer sessions evict it: bounded here
         # so that page loads and API clients over weeks cannot fill the host's memory.
         "state_session_capacity": SESSION_CAPACITY,
+        "css_paths": [PAGE_CSS],
     }
 
 
@@ -103,7 +105,10 @@ def run(settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from pipeline.log_levels import quiet_noisy_libraries
+
     from .settings import AppSettings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_noisy_libraries()
     run(AppSettings.from_args(argv))

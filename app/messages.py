@@ -25,3 +25,14 @@ _NATIVE = re.compile(r"\b(?:sitk|itk)::\w+:?\s*|\b\w+\(0x[0-9a-fA-F]+\):?\s*")
 def user_message(text: str) -> str:
     """A pipeline error as the page shows it: no server paths, no native-library decorations."""
     return _NATIVE.sub("", without_paths(text)).strip() or "The input could not be read."
+
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
+_COMMAND = re.compile(r"`|python -m |pip install|\bset KNEESCOPE_|\$[A-Z_]{4,}|KNEESCOPE_[A-Z_]+")
+
+
+def page_reason(text: str) -> str:
+    """A reason for the page: no server paths, and without the sentences meant for an administrator's shell
+    (commands, environment variables); those stay in the server log and the results files."""
+    sentences = [s for s in _SENTENCE.split(user_message(text)) if not _COMMAND.search(s)]
+    return " ".join(sentences).strip() or "Not available on this server."

@@ -13,6 +13,7 @@ from pipeline.engine import Engine
 from pipeline.engine_spec import AUTO_MODEL, EngineSpec
 from pipeline.io import ImageLimits
 
+from .input_card import InputCache
 from .jobs import JobStore
 from .retention import RetentionPolicy, start_sweeper
 from .settings import AppSettings
@@ -35,6 +36,7 @@ class Services:
     limits: ImageLimits = field(default_factory=ImageLimits)  # largest image accepted (--max-voxels/--max-axis)
     uploads: UploadRegistry | None = None  # which inputs are real uploads, and who uses them
     retention: RetentionPolicy | None = None  # what is kept on disk, and the free space kept (app/retention.py)
+    inputs: InputCache = field(default_factory=InputCache)  # what recent uploads are, and their previews
 
 
 def load_engine(settings: AppSettings) -> Engine:

@@ -25,7 +25,7 @@ OPTIONS = ("canonical", "(none: analysis of label maps only)", False, "Automatic
 def measure(hook: bool, knee: Path, delays: list[float]) -> tuple[list[float], int]:
     """Cancel latencies (s) and how many cancelled analyses ran to their end anyway."""
     from gradio_client import Client, handle_file
-    from tests.app_fixtures import GatedEngine, running_app
+    from tests.fixtures.app import GatedEngine, running_app
 
     import app.session_routes as routes
 
@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="rounds of three cancels per variant")
     args = parser.parse_args()
     from pipeline.io import write_volume
-    from tests.conftest import phantom
+    from tests.fixtures.knees import phantom
 
     knee = write_volume(phantom(side="left", spacing=(0.5, 0.5, 0.7)).labels, Path(tempfile.mkdtemp()) / "knee.nrrd")
     delays = [2.0, 4.0, 6.0] * args.repeats

@@ -150,7 +150,7 @@ def format_table(result: dict) -> str:
 def tiny_fit_agreement(precisions: list[str], *, seed: int = 3) -> dict[str, dict]:
     """The tests' tiny trained decoder fits one known shape per precision: latent and loss against fp32."""
     from pipeline.shape.fit import fitting_samples
-    from tests.shape_fixtures import LATENT_SCALE, decoded_surfaces, train_tiny_decoder
+    from tests.fixtures.shape import LATENT_SCALE, decoded_surfaces, train_tiny_decoder
 
     decoder = train_tiny_decoder()
     truth = np.random.default_rng(seed).normal(0, 1, decoder.latent_size) * LATENT_SCALE

@@ -144,7 +144,7 @@ def main() -> None:
 def time_dicom_load(series: t2.QDessSeries, labels: Volume) -> list[float]:
     """Write both echoes as single-frame DICOM (uint16) and time load_qdess once."""
     sys.path.insert(0, str(ROOT))
-    from tests.qdess_fixtures import write_series
+    from tests.fixtures.qdess import write_series
 
     with tempfile.TemporaryDirectory(prefix="bench-t2-") as tmp:
         scale = 20.0  # keep precision in 16-bit pixels

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import labels as L
 from ..morphometry.mesh import Surface
+from .colour_scales import T2_DISPLAY_MS
 
 NO_CARTILAGE_RGB = (225, 215, 195)  # bone colour where no cartilage was measured
 NSM_SUFFIX, NSM_RGB = "_nsm_reconstruction", (150, 110, 220)
@@ -15,11 +16,13 @@ NSM_SUFFIX, NSM_RGB = "_nsm_reconstruction", (150, 110, 220)
 LPS_TO_GLTF = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 
 
-def scalar_colours(values: np.ndarray, measured: np.ndarray, vmax: float, *, cmap: str = "viridis") -> np.ndarray:
-    """RGBA uint8 per vertex: ``cmap`` over [0, vmax] where measured, bone colour elsewhere (thickness or T2)."""
+def scalar_colours(
+    values: np.ndarray, measured: np.ndarray, vmax: float, *, cmap: str = "viridis", vmin: float = 0.0
+) -> np.ndarray:
+    """RGBA uint8 per vertex: ``cmap`` over [vmin, vmax] where measured, bone colour elsewhere (thickness or T2)."""
     from matplotlib import colormaps
 
-    scaled = np.clip(np.asarray(values, float) / vmax, 0.0, 1.0)
+    scaled = np.clip((np.asarray(values, float) - vmin) / (vmax - vmin), 0.0, 1.0)
     rgba = (colormaps[cmap](scaled) * 255).astype(np.uint8)
     rgba[~np.asarray(measured, bool), :3] = NO_CARTILAGE_RGB
     rgba[:, 3] = 255
@@ -73,16 +76,17 @@ def knee_glb_layers(
     vmax_mm: float,
     include: tuple[str, ...] | None = None,
     colour_by: str = "thickness",
-    t2_max_ms: float = 80.0,
 ) -> list[tuple[Surface, np.ndarray]]:
-    """Bones coloured by cartilage thickness (or mean T2 with ``colour_by="t2"``), the rest in registry colours."""
+    """Bones coloured by cartilage thickness (or mean T2 over ``T2_DISPLAY_MS`` with ``colour_by="t2"``), the rest in
+    registry colours."""
+    t2_min_ms, t2_max_ms = T2_DISPLAY_MS
     layers = []
     for name, surface in surfaces.items():
         if include is not None and name not in include:
             continue
         if name in L.BONES and colour_by == "t2" and "t2_ms" in surface.point_data:
             t2 = surface.point_data["t2_ms"]
-            rgba = scalar_colours(np.nan_to_num(t2), np.isfinite(t2), t2_max_ms, cmap="magma")
+            rgba = scalar_colours(np.nan_to_num(t2), np.isfinite(t2), t2_max_ms, cmap="magma", vmin=t2_min_ms)
         elif name in L.BONES and "thickness_mm" in surface.point_data:
             rgba = scalar_colours(surface.point_data["thickness_mm"], surface.point_data["region"] > 0, vmax_mm)
         elif name in L.COLOURS:
@@ -103,19 +107,16 @@ def write_colorbar_png(
     cmap: str = "viridis",
     vmin_mm: float = 0.0,
 ) -> Path:
-    """A horizontal colour bar matching scalar_colours (or diverging_colours, with vmin_mm=-vmax_mm)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """A horizontal colour bar matching scalar_colours (or diverging_colours, with vmin_mm=-vmax_mm), its title and
+    tick labels inside the picture (the figure is cropped to what it draws, never cutting the title off)."""
     from matplotlib import cm, colors
+    from matplotlib.figure import Figure
 
-    fig, ax = plt.subplots(figsize=(4.0, 0.6), dpi=150)
-    fig.subplots_adjust(bottom=0.55, top=0.95, left=0.05, right=0.95)
-    fig.colorbar(
-        cm.ScalarMappable(colors.Normalize(vmin_mm, vmax_mm), cmap), cax=ax, orientation="horizontal", label=label
-    )
+    fig = Figure(figsize=(4.0, 0.45), dpi=150)
+    ax = fig.add_axes((0.05, 0.2, 0.9, 0.6))
+    bar = fig.colorbar(cm.ScalarMappable(colors.Normalize(vmin_mm, vmax_mm), cmap), cax=ax, orientation="horizontal")
+    bar.set_label(label, fontsize=8)
+    bar.ax.tick_params(labelsize=7)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    fig.savefig(path, bbox_inches="tight", pad_inches=0.05)
     return path

@@ -20,8 +20,8 @@ import numpy as np
 
 from .. import labels as L
 from . import report_content as C
-from .slices import overlay_rgb, pixel_mm, take_slice, to_lps_array, window
-from .thickness_maps import FlatMap, femoral_map, tibial_map
+from .map_figure import draw_thickness_maps, map_note
+from .slices import EDGE_LETTERS, overlay_rgb, pixel_mm, slice_locations, take_slice, to_lps_array, window
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -52,6 +52,9 @@ def write_case_report(result: AnalysisView, results: dict, pdf_path: Path, png_p
     import matplotlib
     from matplotlib.backends.backend_pdf import PdfPages
 
+    from ..log_levels import quiet_noisy_libraries
+
+    quiet_noisy_libraries()  # fontTools logs every subset table at INFO
     redact = C.Redactor.from_headers(_source_headers(result))
     with matplotlib.rc_context({"pdf.fonttype": 42, "font.size": 8}):
         pages = [_summary_page(result, results, redact), _maps_page(result, results, redact)]
@@ -105,19 +108,53 @@ def _text_block(
 
 
 def _slices(fig, result: AnalysisView) -> None:
-    """Axial (patellofemoral), coronal and sagittal (medial compartment) slices with the label overlay."""
+    """Axial (patellofemoral), coronal and sagittal (medial compartment) slices with the label overlay, each with its
+    orientation letters and a position a viewer can find (mm along the normal; the DICOM image number in the
+    acquisition plane), then the colour legend of the structures."""
     labels, spacing = to_lps_array(result.labels)
     image = None if result.image is None else window(to_lps_array(result.image)[0])
+    locations = slice_locations(result.image if result.image is not None else result.labels)
     centres = _slice_centres(labels)
     for n, plane in enumerate(("axial", "coronal", "sagittal")):
-        ax = fig.add_axes((0.06 + n * 0.3, 0.56, 0.27, 0.22))
+        ax = fig.add_axes((0.06 + n * 0.3, 0.575, 0.27, 0.2))
         index = centres[plane]
         base = None if image is None else take_slice(image, plane, index)
         ax.imshow(overlay_rgb(base, take_slice(labels, plane, index), 0.45), interpolation="nearest")
         row_mm, col_mm = pixel_mm(spacing, plane)
         ax.set_aspect(row_mm / col_mm)
-        ax.set_title(f"{plane} slice {index + 1}", fontsize=7)
+        ax.set_title(f"{plane.capitalize()} · {locations.describe(plane, index)}", fontsize=7)
+        _edge_letters(ax, plane)
         ax.set_axis_off()
+    _label_legend(fig, 0.06, 0.56)
+
+
+def _edge_letters(ax, plane: str) -> None:
+    """R/L/A/P/S/I at the middle of each edge of a slice, on a dark patch so they read on any image."""
+    top, bottom, left, right = EDGE_LETTERS[plane]
+    style = {"fontsize": 7, "color": "white", "weight": "bold", "transform": ax.transAxes}
+    box = {"boxstyle": "round,pad=0.15", "facecolor": "black", "alpha": 0.6, "linewidth": 0}
+    for letter, x, y, ha, va in (
+        (top, 0.5, 0.98, "center", "top"),
+        (bottom, 0.5, 0.02, "center", "bottom"),
+        (left, 0.02, 0.5, "left", "center"),
+        (right, 0.98, 0.5, "right", "center"),
+    ):
+        ax.text(x, y, letter, ha=ha, va=va, bbox=box, **style)
+
+
+def _label_legend(fig, x: float, y: float) -> None:
+    """The structures' overlay colours in one row of swatches."""
+    from matplotlib.patches import Rectangle
+
+    per_row = 5
+    step = 0.88 / per_row
+    for n, name in enumerate(L.STRUCTURES):
+        colour = [c / 255 for c in L.COLOURS[name]]
+        left, y_row = x + (n % per_row) * step, y - (n // per_row) * 0.012
+        swatch = Rectangle((left, y_row - 0.004), 0.01, 0.007, transform=fig.transFigure, facecolor=colour)
+        swatch.set(edgecolor="0.4", linewidth=0.3)
+        fig.patches.append(swatch)
+        fig.text(left + 0.014, y_row - 0.0005, L.structure_display_name(name), fontsize=6.5, va="center")
 
 
 def _slice_centres(labels: np.ndarray) -> dict[str, int]:
@@ -160,45 +197,16 @@ def _table(fig, results: dict, *, top: float) -> None:
 
 def _maps_page(result: AnalysisView, results: dict, redact: C.Redactor) -> Figure:
     fig = _page("Cartilage thickness maps", results, redact, 2)
-    vmax = result.config.thickness_colour_max_mm
     side = results["laterality"]["side"]
-    sign = -1.0 if side == "left" else 1.0
-    maps = [
-        ("Femur, unrolled about the medial-lateral axis", _map_or_none(result, "femur", sign)),
-        ("Tibia, seen from above", _map_or_none(result, "tibia", sign)),
-    ]
-    image = None
-    for n, (title, flat) in enumerate(maps):
-        ax = fig.add_axes((0.08 + n * 0.47, 0.58, 0.38, 0.32))
-        ax.set_title(title, fontsize=8)
-        if flat is None:
-            ax.text(0.5, 0.5, "no cartilage measured", ha="center", transform=ax.transAxes)
-            ax.set_axis_off()
-            continue
-        image = ax.imshow(flat.values, extent=flat.extent, cmap="viridis", vmin=0, vmax=vmax, interpolation="nearest")
-        ax.set_xlabel(flat.x_label, fontsize=7)
-        ax.set_ylabel(flat.y_label, fontsize=7)
-        ax.tick_params(labelsize=6)
-    if image is not None:
-        bar = fig.colorbar(image, cax=fig.add_axes((0.3, 0.535, 0.4, 0.012)), orientation="horizontal")
-        bar.set_label("Cartilage thickness (mm)", fontsize=7)
-    note = "Medial on the left of both maps; white = no cartilage measured. " + (
-        f"Knee side: {side}." if side != "unknown" else "Knee side unknown: medial/lateral not decided."
+    draw_thickness_maps(
+        fig, result, side, axes=((0.08, 0.58, 0.38, 0.32), (0.55, 0.58, 0.38, 0.32)), colorbar=(0.3, 0.535, 0.4, 0.012)
     )
-    fig.text(0.08, 0.49, note, fontsize=7)
-    _snapshot(fig, result, vmax)
+    fig.text(0.08, 0.49, map_note(side), fontsize=7)
+    _snapshot(fig, result, result.config.thickness_colour_max_mm, side)
     return fig
 
 
-def _map_or_none(result: AnalysisView, bone: str, medial_sign: float) -> FlatMap | None:
-    surface = result.surfaces.get(bone)
-    if surface is None:
-        return None
-    make = femoral_map if bone == L.FEMUR else tibial_map
-    return make(surface, medial_sign=medial_sign)
-
-
-def _snapshot(fig, result: AnalysisView, vmax: float) -> None:
+def _snapshot(fig, result: AnalysisView, vmax: float, side: str) -> None:
     """3-D view of femur, tibia and patella from the front, coloured by thickness (rasterised)."""
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
@@ -230,6 +238,10 @@ def _snapshot(fig, result: AnalysisView, vmax: float) -> None:
     ax.view_init(elev=SNAPSHOT_ELEVATION_DEG, azim=90)  # camera anterior: patient right on the viewer's left
     ax.set_axis_off()
     ax.set_title("Bones coloured by cartilage thickness (seen from the front)", fontsize=8)
+    for letter, x in (("R", 0.27), ("L", 0.73)):  # the patient's right on the viewer's left
+        compartment = {"right": {"R": "lateral", "L": "medial"}, "left": {"R": "medial", "L": "lateral"}}
+        words = compartment.get(side, {}).get(letter)
+        fig.text(x, 0.26, letter + (f"\n({words})" if words else ""), fontsize=8, weight="bold", ha="center")
 
 
 def _coarse(surface, rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

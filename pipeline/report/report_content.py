@@ -1,9 +1,9 @@
 """The words and numbers of the PDF case report, built from ``KneeAnalysis.to_dict()`` (what results.json holds).
 
-One source: every number printed is a results.json value formatted with 2 decimals, so the report and the file
-can never disagree. No patient identifiers: nothing here reads patient attributes, and :class:`Redactor` removes
-the source DICOM's patient name and IDs from every string anyway (a case id or series description can contain
-them when an export was named after the patient).
+One source: every number printed is a results.json value, rounded by the one rule of :mod:`numbers` (thickness 2
+decimals, volume 0, T2 1), so the report, the page and the file can never disagree. No patient identifiers:
+nothing here reads patient attributes, and :class:`Redactor` removes the source DICOM's patient name and IDs from
+every string anyway (a case id or series description can contain them when an export was named after the patient).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import labels as L
+from .numbers import formatted
 
 RESEARCH_STATEMENT = (
     "Research use only. Not a medical device; not for clinical diagnosis or treatment decisions. "
@@ -47,10 +48,8 @@ class Redactor:
 
 
 def number(value: float | None, unit: str = "") -> str:
-    """A results.json number with 2 decimals (the report's only number format), or a dash when missing."""
-    if value is None:
-        return MISSING
-    return f"{value:.2f}" + (f" {unit}" if unit else "")
+    """A results.json number with 2 decimals (thickness in mm, BScore), or a dash when missing."""
+    return formatted(value, "mm") + (f" {unit}" if unit and value is not None else "")
 
 
 def region_name(region: str) -> str:
@@ -120,11 +119,11 @@ def table_rows(results: dict) -> list[list[str]]:
         entry = results["cartilage"][region]
         thickness = entry["thickness_mm"] or {}
         row = [region_name(region), *(number(thickness.get(k)) for k in ("mean", "median", "p95"))]
-        row.append(number(entry["volume_mm3"]))
+        row.append(formatted(entry["volume_mm3"], "mm³"))
         if t2 is not None:
             stats = t2.get(region, {})
-            row += [number(stats.get("mean")), number(stats.get("deep", {}).get("mean"))]
-            row.append(number(stats.get("superficial", {}).get("mean")))
+            row += [formatted(stats.get("mean"), "ms"), formatted(stats.get("deep", {}).get("mean"), "ms")]
+            row.append(formatted(stats.get("superficial", {}).get("mean"), "ms"))
         rows.append(row)
     return rows
 

@@ -7,12 +7,25 @@ sagittal with anterior on the left; superior is up in both.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .. import labels as L
 from ..volume import Volume
 
 PLANES = ("axial", "coronal", "sagittal")
+#: The patient direction at each screen edge (top, bottom, left, right) of a slice from :func:`take_slice`.
+EDGE_LETTERS = {
+    "axial": ("A", "P", "R", "L"),
+    "coronal": ("S", "I", "R", "L"),
+    "sagittal": ("S", "I", "A", "P"),
+}
+#: The [S, P, L] array axis each plane's slice index runs along, and the LPS coordinate it moves (x=0, y=1, z=2).
+PLANE_AXIS = {"axial": 0, "coronal": 1, "sagittal": 2}
+_LPS_COORDINATE = {"axial": 2, "coronal": 1, "sagittal": 0}
+#: The letters of a negative and a positive LPS coordinate along each plane's normal.
+_POSITION_LETTERS = {"axial": ("I", "S"), "coronal": ("A", "P"), "sagittal": ("R", "L")}
 
 
 def to_lps_array(volume: Volume) -> tuple[np.ndarray, tuple[float, float, float]]:
@@ -63,3 +76,70 @@ def overlay_rgb(base: np.ndarray | None, labels: np.ndarray, opacity: float) -> 
     rgb = np.repeat(grey[..., None], 3, axis=2)
     rgba = label_lut(opacity)[labels]
     return np.clip(rgb * (1 - rgba[..., 3:]) + rgba[..., :3] * rgba[..., 3:], 0, 1)
+
+
+@dataclass(frozen=True)
+class SliceLocations:
+    """Where each slice of the [S, P, L] array lies, in words a viewer can find: the position in mm along the
+    plane's normal (patient coordinates, "L 12.3 mm") and, for the plane a DICOM series was acquired in, the
+    InstanceNumber of the file holding that slice (what PACS viewers show as the image number)."""
+
+    positions_mm: dict[str, np.ndarray]  # plane -> LPS coordinate of each slice index
+    instance_numbers: dict[str, list[int | None]]  # plane -> InstanceNumber per slice index (acquisition plane)
+
+    def describe(self, plane: str, index: int) -> str:
+        """e.g. "L 12.3 mm · image 69" (image number only in the acquisition plane of a DICOM series)."""
+        value = float(self.positions_mm[plane][index])
+        negative, positive = _POSITION_LETTERS[plane]
+        text = f"{positive if value >= 0 else negative} {abs(value):.1f} mm"
+        numbers = self.instance_numbers.get(plane)
+        if numbers and numbers[index] is not None:
+            text += f" · image {numbers[index]}"
+        return text
+
+
+def slice_locations(volume: Volume) -> SliceLocations:
+    """The :class:`SliceLocations` of ``volume`` as :func:`to_lps_array` lays it out."""
+    import SimpleITK as sitk
+
+    oriented = sitk.DICOMOrient(volume.to_sitk(), "LPS")
+    size = oriented.GetSize()  # (L, P, S) index order
+    centre = [(n - 1) / 2 for n in size]
+    positions, numbers = {}, {}
+    for plane, array_axis in PLANE_AXIS.items():
+        itk_axis = 2 - array_axis
+        coords = []
+        for index in range(size[itk_axis]):
+            point = list(centre)
+            point[itk_axis] = index
+            coords.append(oriented.TransformContinuousIndexToPhysicalPoint(point))
+        points = np.array(coords, float).reshape(-1, 3)
+        positions[plane] = points[:, _LPS_COORDINATE[plane]]
+        numbers[plane] = _instance_numbers(volume, plane, points)
+    return SliceLocations(positions, numbers)
+
+
+def _instance_numbers(volume: Volume, plane: str, points: np.ndarray) -> list[int | None]:
+    """InstanceNumber of the DICOM file through each slice centre, when ``plane`` is the series' acquisition plane
+    (its files' normal along the plane's normal); empty otherwise (a reformatted plane has no file of its own)."""
+    source = getattr(volume, "source", None)
+    if source is None or not getattr(source, "echoes", None):
+        return []
+    headers = [h for h in source.echoes[0].headers if getattr(h, "ImagePositionPatient", None) is not None]
+    first = headers[0] if headers else None
+    orientation = getattr(first, "ImageOrientationPatient", None)
+    if orientation is None:
+        return []
+    row, col = np.array(orientation[:3], float), np.array(orientation[3:], float)
+    normal = np.cross(row, col)
+    if abs(normal[_LPS_COORDINATE[plane]]) < 0.9:
+        return []
+    file_positions = np.array([np.dot(normal, np.array(h.ImagePositionPatient, float)) for h in headers])
+    spacing = float(np.median(np.abs(np.diff(np.sort(file_positions))))) if len(headers) > 1 else 1.0
+    out: list[int | None] = []
+    for point in points:
+        distance = np.abs(file_positions - np.dot(normal, point))
+        nearest = int(np.argmin(distance))
+        number = getattr(headers[nearest], "InstanceNumber", None)
+        out.append(int(number) if number is not None and distance[nearest] <= 0.5 * spacing + 1e-3 else None)
+    return out

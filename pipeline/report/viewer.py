@@ -14,6 +14,19 @@ import numpy as np
 from .. import labels as L
 
 GROUPS = {"cartilage": L.CARTILAGES, "menisci": L.MENISCI}
+#: A vertical bar at the right edge, its title above it (a horizontal bar's title sat on its middle tick label).
+SCALAR_BAR = {
+    "title": "Cartilage thickness (mm)\n",
+    "vertical": True,
+    "position_x": 0.84,
+    "position_y": 0.2,
+    "width": 0.06,
+    "height": 0.6,
+    "fmt": "%.1f",
+    "n_labels": 5,
+    "title_font_size": 16,
+    "label_font_size": 14,
+}
 
 
 def add_knee(plotter, meshes: dict, *, vmax_mm: float = 4.0, show: tuple[str, ...] = ("cartilage", "menisci")):
@@ -40,7 +53,7 @@ def add_knee(plotter, meshes: dict, *, vmax_mm: float = 4.0, show: tuple[str, ..
             cmap="viridis",
             clim=(0, vmax_mm),
             nan_color="#e1d7c3",
-            scalar_bar_args={"title": "Cartilage thickness (mm)"},
+            scalar_bar_args=SCALAR_BAR,
             smooth_shading=True,
         )
     for group, names in GROUPS.items():
@@ -52,6 +65,7 @@ def add_knee(plotter, meshes: dict, *, vmax_mm: float = 4.0, show: tuple[str, ..
                 actor.SetVisibility(group in show)
                 actors[group].append(actor)
     plotter.view_vector((0, -1, 0), viewup=(0, 0, 1))  # from the front (anterior), superior up
+    plotter.add_axes(xlabel="L", ylabel="P", zlabel="S")  # patient directions (LPS), turning with the knee
     return actors
 
 

@@ -107,5 +107,5 @@ def choose_segmenter(
             f"The '{model}' model is unavailable ({exc}) Using the DEMO model instead: it was trained on synthetic "
             "knees only, so results on real MRI are meaningless."
         )
-    logger.warning(notice)
+    logger.info(notice)  # the caller shows the notice (the CLI prints it once, the app in its log and page)
     return ChosenModel(DEMO_MODEL, load_segmenter(DEMO_MODEL, None, inference, False), notice)

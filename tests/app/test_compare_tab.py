@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
 
-from tests.fixtures.app import running_app
+from tests.fixtures.app import running_app, table_rows
 from tests.fixtures.knees import analysed
 
 COARSE = (0.5, 0.5, 0.8)
@@ -22,12 +23,18 @@ def client(tmp_path_factory):
 
 
 def rows(out) -> dict[str, list]:
-    return {row[0]: row for row in out[TABLE]["data"]}
+    """The regional change table as region -> [region, change mm, ...], numbers as floats."""
+    return {row[0]: [row[0], *(_number(c) for c in row[1:])] for row in table_rows(out[TABLE])}
+
+
+def _number(text: str):
+    return float(text) if re.fullmatch(r"[+-]?\d+(\.\d+)?", text) else text
 
 
 def test_example_pair(client):
     out = client.predict(0.2, api_name="/compare_example")
-    assert out[STATUS].startswith("**Done**: right knee")
+    assert "<strong>Done</strong>: right knee" in out[STATUS]
+    assert "medial tibial 0.50 mm thinner" in out[STATUS]  # what changed, in words
     table = rows(out)
     assert table["medial tibial"][1] == pytest.approx(-0.5, abs=0.05)
     assert table["lateral tibial"][1] == pytest.approx(0.0, abs=0.03)
@@ -36,7 +43,8 @@ def test_example_pair(client):
     assert {"change_results.zip", "change.json", "change.csv", "change.glb"} <= names
     glb = next(f for f in out[DOWNLOADS] if f.endswith(".glb"))
     assert Path(glb).read_bytes()[:4] == b"glTF"
-    assert "tibia" in out[NOTES] and Path(out[COLORBAR]).is_file()
+    assert "tibia" in out[NOTES] and "follow-up minus baseline (mm)" in out[COLORBAR]
+    assert ">-0.5<" in out[COLORBAR] and ">0.5<" in out[COLORBAR]  # the colour range, symmetric about 0
 
 
 def test_two_results_zips(client, tmp_path):
@@ -48,7 +56,7 @@ def test_two_results_zips(client, tmp_path):
     visit = make_followup(PhantomSpec(side="left", spacing=COARSE), changes={"patellar": -0.4}, rotation_deg=(0, 5, 0))
     followup = analyze_labels(visit.phantom.labels, case_id="visit2").write(tmp_path / "v2")["zip"]
     out = client.predict(handle_file(str(baseline)), handle_file(str(followup)), "auto", 0.2, api_name="/compare")
-    assert out[STATUS].startswith("**Done**: left knee")
+    assert "<strong>Done</strong>: left knee" in out[STATUS]
     assert rows(out)["patellar"][1] == pytest.approx(-0.4, abs=0.05)
     data = json.loads(Path(next(f for f in out[DOWNLOADS] if f.endswith("change.json"))).read_text())
     assert data["baseline"]["source"] == data["followup"]["source"] == "results zip"

@@ -19,9 +19,7 @@ from pipeline.io import write_volume
 from pipeline.report.table import WARNING_SEPARATOR
 from pipeline.segmentation.loading import DEMO_WARNING
 from pipeline.synthetic import PhantomSpec, make_phantom, render_mr
-from tests.fixtures.app import running_app
-
-STATUS, DOWNLOADS = 0, 12
+from tests.fixtures.app import DOWNLOADS, STATUS, is_done, running_app
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +38,7 @@ def _downloaded(out) -> tuple[dict, dict]:
 
 
 def _assert_demo_warning(out) -> None:
-    assert out[STATUS].startswith("**Done**"), out[STATUS]
+    assert is_done(out[STATUS]), out[STATUS]
     results, row = _downloaded(out)
     assert DEMO_WARNING in results["qc"]["warnings"]
     assert DEMO_WARNING in row["qc_warnings"].split(WARNING_SEPARATOR)

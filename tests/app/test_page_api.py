@@ -12,12 +12,11 @@ import pytest
 from gradio_client import Client, handle_file
 
 from pipeline.io import write_volume
-from tests.fixtures.app import files_named, running_app
+from tests.fixtures.app import DOWNLOADS, NUMBERS, STATUS, VIEWS, files_named, is_done, running_app
 from tests.fixtures.dicom import write_series
 from tests.fixtures.knees import phantom
 
 NO_MODEL = "(none: analysis of label maps only)"
-STATUS, DOWNLOADS, THICKNESS, T2_TABLE, SHAPE = 0, 12, 8, 10, 14
 
 
 @pytest.fixture(scope="module")
@@ -59,26 +58,33 @@ def knee_files(tmp_path_factory):
     }
 
 
+def results_json(out) -> dict:
+    return json.loads(Path(next(f for f in out[DOWNLOADS] if f.endswith("results.json"))).read_text())
+
+
 def test_example_end_to_end(client):
     out = client.predict(NO_MODEL, False, 0.5, False, api_name="/example")
-    assert out[STATUS].startswith("**Done**: right knee")
-    glb, _ = client.predict(["Cartilage", "Menisci"], "Thickness", api_name="/layers")  # this session's job
-    assert Path(glb).read_bytes()[:4] == b"glTF"
+    assert is_done(out[STATUS]) and "right knee" in out[STATUS]
+    model, colour_bar, _ = client.predict(["Cartilage", "Menisci"], "Thickness", "Front", api_name="/layers")
+    assert Path(model["value"]).read_bytes()[:4] == b"glTF" and "Cartilage thickness (mm)" in colour_bar
+    assert model["label"] == "Bones coloured by cartilage thickness (mm)" and model["camera_position"][:2] == [90, 80]
     names = {Path(f).name for f in out[DOWNLOADS]}
     assert {"results.json", "results.csv", "knee.glb", "labels.nii.gz"} <= names
-    rows = {row[0]: row for row in out[THICKNESS]["data"]}
-    assert rows["medial tibial"][1] == pytest.approx(2.0, abs=0.06)
-    for plane_image in out[1:4]:
-        assert Path(plane_image).is_file()
+    mean = results_json(out)["cartilage"]["medial_tibial"]["thickness_mm"]["mean"]
+    assert mean == pytest.approx(2.0, abs=0.06)
+    assert f">{mean:.2f}<" in out[NUMBERS]  # the page shows results.json's number with 2 decimals
+    for view in out[VIEWS]:
+        assert 'src="data:image/png;base64,' in view
 
 
 def test_qdess_example_shows_t2_end_to_end(client):
     """The second example button: a synthetic two-echo qDESS DICOM series through the T2 path."""
     out = client.predict(NO_MODEL, False, 0.5, False, api_name="/qdess_example")
-    assert out[STATUS].startswith("**Done**: right knee")
-    rows = {row[0]: row for row in out[T2_TABLE]["data"]}
-    assert 30 < rows["medial tibial"][1] < 36  # the generator's truth is 32 ms
-    results = json.loads(Path(next(f for f in out[DOWNLOADS] if f.endswith("results.json"))).read_text())
+    assert is_done(out[STATUS]) and "right knee" in out[STATUS]
+    results = results_json(out)
+    t2 = results["t2"]["regions"]["medial_tibial"]["mean"]
+    assert 30 < t2 < 36  # the generator's truth is 32 ms
+    assert 'id="t2-table"' in out[NUMBERS] and f">{t2:.1f}<" in out[NUMBERS]  # T2 with 1 decimal
     assert results["t2"]["computed"] and results["t2"]["sequence"] == "qDESS"
     assert results["dicom_seg"]["computed"]  # a DICOM input also gets its DICOM-SEG
 
@@ -139,7 +145,7 @@ def test_multi_series_zip_lists_series(client, knee_files, tmp_path):
 
 
 def test_image_without_model_says_what_to_do(client, knee_files):
-    with pytest.raises(Exception, match="No segmentation model is available"):
+    with pytest.raises(Exception, match="No segmentation model is loaded"):
         _run(client, knee_files["nii"])
 
 
@@ -186,13 +192,5 @@ def test_cannot_fetch_another_jobs_files(app, client):
 
 def test_shape_model_requested_without_weights_says_why(client):
     out = client.predict(NO_MODEL, False, 0.5, True, api_name="/example")
-    assert out[STATUS].startswith("**Done**")
-    assert "shape model unavailable" in out[SHAPE].lower()
-
-
-def test_t2_option_follows_the_upload(knee_files):
-    from app.handlers import t2_choice_for_upload
-
-    nifti = t2_choice_for_upload(str(knee_files["nii"]))
-    assert nifti.value == "Off" and nifti.interactive is False and "qDESS" in nifti.info
-    assert t2_choice_for_upload("series.zip").value == "On"
+    assert is_done(out[STATUS])
+    assert "Shape model not run:</strong> Shape model unavailable" in out[NUMBERS]

@@ -37,7 +37,7 @@ def viewer(tmp_path_factory):
     with running_app(tmp / "work", settings=settings) as (url, services):
         client = Client(url, auth=AUTH, verbose=False)
         args = (None, handle_file(str(labels)), "canonical", NO_MODEL, False, "Automatic", 0.5, False)
-        assert client.predict(*args, api_name="/run")[0].startswith("**Done**")
+        assert "<strong>Done</strong>" in client.predict(*args, api_name="/run")[0]
         link = client.predict(api_name="/viewer")
         path = link.split('href="')[1].split('"')[0]
         assert path.startswith("viewer/")

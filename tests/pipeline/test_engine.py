@@ -57,7 +57,7 @@ def cli_run(qdess, env, tmp_path_factory):
         "--out",
         str(out),
         "--model",
-        "demo",
+        "fullres",  # not installed here: the demo model stands in, with one notice
         "--t2",
         "on",
         "--shape-model",
@@ -77,6 +77,12 @@ def test_cli_computes_t2_of_a_qdess_series_within_10_percent(cli_run, qdess):
     assert t2["computed"] is True and t2["method"] == "spoiled"
     for region, true_ms in truth.items():
         assert t2["regions"][region]["mean"] == pytest.approx(true_ms, rel=T2_TOLERANCE), region
+
+
+def test_cli_says_once_that_the_demo_model_stands_in(cli_run):
+    _, proc = cli_run
+    assert proc.stderr.count("Using the DEMO model instead") == 1, proc.stderr
+    assert proc.stderr.count("Measuring which CPU backend") <= 1  # said when it measures; cached afterwards
 
 
 def test_cli_names_the_missing_shape_model_weights(cli_run):

@@ -3,7 +3,8 @@
 ONNX Runtime and OpenVINO both read the same file. Where it goes, first that applies:
 
 1. ``$KNEESCOPE_EXPORT_DIR`` (e.g. a shared cache for a cluster, or a temporary folder in tests);
-2. ``<fold folder>/kneescope-export/`` beside the checkpoint, when that folder is writable;
+2. ``<fold folder>/kneescope-export/`` beside the checkpoint, when that folder is writable and outside this source
+   tree (the bundled demo weights live in the repository's ``weights/demo``, which must stay as checked out);
 3. ``~/.cache/kneescope/export/`` (``$XDG_CACHE_HOME`` respected).
 
 The file name carries the configuration, the first 16 hex digits of the checkpoint's sha256 and the input shape, so
@@ -26,6 +27,8 @@ logger = logging.getLogger(__name__)
 EXPORT_DIR_ENV = "KNEESCOPE_EXPORT_DIR"
 FOLDER_NAME = "kneescope-export"
 OPSET = 17
+#: The folder holding the ``pipeline`` package (the repository when run from a checkout).
+SOURCE_TREE = Path(__file__).resolve().parents[3]
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,8 @@ def export_folder(checkpoint: Path) -> Path:
     if override:
         return Path(override).expanduser()
     beside = checkpoint.parent / FOLDER_NAME
-    if os.access(beside if beside.is_dir() else checkpoint.parent, os.W_OK):
+    in_source_tree = checkpoint.resolve().is_relative_to(SOURCE_TREE)
+    if not in_source_tree and os.access(beside if beside.is_dir() else checkpoint.parent, os.W_OK):
         return beside
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return cache / "kneescope" / "export"

@@ -133,6 +133,12 @@ def _auto(spec: NetworkSpec, precision: str, requested: dict, make_patch) -> Loa
         except Exception as exc:
             return _fallback(spec, requested, f"auto's choice {backend} ({chosen}) could not load: {exc}")
         return LoadedRunner(runner, _info(runner, requested, selection=_selection(cached, path, cached=True)))
+    # Said at WARNING so the command line (which logs warnings only) shows why this load takes a minute, once.
+    logger.warning(
+        "Measuring which CPU backend runs %s fastest on this machine (once; up to a minute). The choice is kept in %s.",
+        spec.configuration,
+        path.parent,
+    )
     try:
         patch = make_patch() if make_patch is not None else _smooth_noise(spec.input_shape)
         rows, runner = calibrate(spec, candidates, patch)

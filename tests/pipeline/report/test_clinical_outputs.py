@@ -153,7 +153,7 @@ def test_report_prints_every_region_with_its_results_json_numbers(case):
         expected = f"{region_name(region)} {thickness['mean']:.2f} {thickness['median']:.2f} {thickness['p95']:.2f}"
         row = next((line for line in lines if line.startswith(expected + " ")), None)
         assert row is not None, f"{expected!r} not in the report"
-        assert f"{entry['volume_mm3']:.2f} {t2:.2f}" in row
+        assert f"{entry['volume_mm3']:.0f} {t2:.1f}" in row  # volumes without decimals, T2 with one
 
 
 def test_report_shows_model_statement_and_no_patient_identifiers(case):
