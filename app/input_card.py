@@ -99,9 +99,11 @@ def inspect_input(path: str | Path, limits: ImageLimits | None = None) -> tuple[
         volume = load_image(path, limits=limits)
     except KneePipelineError as exc:
         logger.info("upload %s refused: %s", path.name, user_message(str(exc)))
+        logger.debug("the refusal above came from:", exc_info=True)
         return InputFacts(path.name, None, error=user_message(str(exc))), None
     except Exception as exc:  # a library's own failure on a damaged file: a sentence for the page, no traceback
         logger.info("upload %s unreadable: %s: %s", path.name, type(exc).__name__, exc)
+        logger.debug("the failure above came from:", exc_info=True)
         return InputFacts(
             path.name, None, error=f"{path.name} could not be read as an image ({type(exc).__name__})."
         ), None

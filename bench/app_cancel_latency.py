@@ -25,9 +25,9 @@ OPTIONS = ("canonical", "(none: analysis of label maps only)", False, "Automatic
 def measure(hook: bool, knee: Path, delays: list[float]) -> tuple[list[float], int]:
     """Cancel latencies (s) and how many cancelled analyses ran to their end anyway."""
     from gradio_client import Client, handle_file
-    from tests.fixtures.app import GatedEngine, running_app
 
     import app.session_routes as routes
+    from tests.fixtures.app import GatedEngine, running_app
 
     original = routes.SessionRouteGuard._cancel_session_jobs
     if not hook:

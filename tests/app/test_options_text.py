@@ -21,7 +21,8 @@ def test_unavailable_models_are_named_without_paths_or_commands(monkeypatch, tmp
     assert reasons and all(LEAKS.search(reason) for reason in reasons)  # the raw reasons do carry them
     models, default, note = _model_choices(SimpleNamespace(engine=engine))
     assert models == ["demo"] and default == "demo"
-    assert note == "Not installed on this server: fullres, cascade." and not LEAKS.search(note)
+    unavailable = "fullres, cascade, goyal-sagittal, goyal-sagittal-v1, goyal-coronal, goyal-axial, goyal-staple"
+    assert note == f"Not installed on this server: {unavailable}." and not LEAKS.search(note)
 
 
 def test_shape_model_and_t2_reasons_for_the_page():
