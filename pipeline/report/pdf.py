@@ -162,8 +162,17 @@ def _slice_centres(labels: np.ndarray) -> dict[str, int]:
     tibial cartilage (sagittal), each falling back to all cartilage, then the middle."""
 
     def centre(names: tuple[str, ...]) -> np.ndarray | None:
-        mask = np.isin(labels, [L.CANONICAL[n] for n in names])
-        return np.argwhere(mask).mean(axis=0) if mask.any() else None
+        lut = np.zeros(256, dtype=bool)
+        lut[[L.CANONICAL[n] for n in names]] = True
+        mask = lut[labels]
+        total = np.count_nonzero(mask)
+        if not total:
+            return None
+        # the centroid from each axis's profile (counts per slice): no list of voxel coordinates is made
+        return np.array(
+            [np.dot(np.arange(n), mask.sum(axis=tuple(a for a in range(3) if a != axis))) / total
+             for axis, n in enumerate(mask.shape)]
+        )  # fmt: skip
 
     fallback = centre(L.CARTILAGES)
     middle = (np.array(labels.shape) - 1) / 2

@@ -29,7 +29,56 @@ _POSITION_LETTERS = {"axial": ("I", "S"), "coronal": ("A", "P"), "sagittal": ("R
 
 
 def to_lps_array(volume: Volume) -> tuple[np.ndarray, tuple[float, float, float]]:
-    """Axis-permuted/flipped copy with index axes i->L, j->P, k->S; returns array [S, P, L] and its spacing."""
+    """The volume with index axes i->L, j->P, k->S (permuted and flipped, never resampled); returns array [S, P, L]
+    (a numpy view of the volume's own array: no copy) and its spacing."""
+    layout = lps_layout(volume)
+    if layout is None:
+        return _dicom_orient(volume)
+    old = volume.array
+    # numpy axis (2 - b) holds ITK axis b: the LPS grid's ITK axis a is the volume's ITK axis perm[a]
+    array = old.transpose([2 - layout.perm[2], 2 - layout.perm[1], 2 - layout.perm[0]])
+    for a in range(3):
+        if layout.flip[a]:
+            array = np.flip(array, axis=2 - a)
+    spacing = tuple(float(volume.spacing[layout.perm[a]]) for a in (2, 1, 0))
+    return array, spacing  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class LpsLayout:
+    """How an LPS-ordered grid's ITK axis ``a`` (0 = L, 1 = P, 2 = S) is the volume's ITK axis ``perm[a]``, reversed
+    where ``flip[a]``: what SimpleITK's DICOMOrient(..., "LPS") does, worked out from the direction cosines alone."""
+
+    perm: tuple[int, int, int]
+    flip: tuple[bool, bool, bool]
+
+    def physical_points(self, volume: Volume, lps_index: np.ndarray) -> np.ndarray:
+        """LPS mm of points given as continuous indices (N, 3; ITK order) of the LPS-ordered grid."""
+        size = np.array(volume.size, float)
+        old = np.empty_like(lps_index, dtype=float)
+        for a in range(3):
+            b = self.perm[a]
+            old[:, b] = (size[b] - 1 - lps_index[:, a]) if self.flip[a] else lps_index[:, a]
+        direction = np.asarray(volume.direction, float)
+        return np.asarray(volume.origin, float) + (old * np.asarray(volume.spacing, float)) @ direction.T
+
+
+def lps_layout(volume: Volume) -> LpsLayout | None:
+    """The permutation and flips onto LPS index axes; None when an axis lies between two patient axes (about 45
+    degrees oblique: then SimpleITK decides)."""
+    direction = np.asarray(volume.direction, float)
+    dominant = np.argmax(np.abs(direction), axis=0)  # the patient axis each index axis mostly runs along
+    if sorted(int(d) for d in dominant) != [0, 1, 2]:
+        return None
+    magnitudes = np.sort(np.abs(direction), axis=0)
+    if np.any(magnitudes[-1] - magnitudes[-2] < 1e-3):  # a near tie: leave the choice to SimpleITK
+        return None
+    perm = tuple(int(np.flatnonzero(dominant == a)[0]) for a in range(3))
+    flip = tuple(bool(direction[a, perm[a]] < 0) for a in range(3))
+    return LpsLayout(perm, flip)  # type: ignore[arg-type]
+
+
+def _dicom_orient(volume: Volume) -> tuple[np.ndarray, tuple[float, float, float]]:
     import SimpleITK as sitk
 
     oriented = sitk.DICOMOrient(volume.to_sitk(), "LPS")
@@ -100,6 +149,23 @@ class SliceLocations:
 
 def slice_locations(volume: Volume) -> SliceLocations:
     """The :class:`SliceLocations` of ``volume`` as :func:`to_lps_array` lays it out."""
+    layout = lps_layout(volume)
+    if layout is None:
+        return _oriented_slice_locations(volume)
+    size = [volume.size[layout.perm[a]] for a in range(3)]  # the LPS grid's (L, P, S) sizes
+    positions, numbers = {}, {}
+    for plane, array_axis in PLANE_AXIS.items():
+        itk_axis = 2 - array_axis
+        index = np.tile([(n - 1) / 2 for n in size], (size[itk_axis], 1))
+        index[:, itk_axis] = np.arange(size[itk_axis])
+        points = layout.physical_points(volume, index)
+        positions[plane] = points[:, _LPS_COORDINATE[plane]]
+        numbers[plane] = _instance_numbers(volume, plane, points)
+    return SliceLocations(positions, numbers)
+
+
+def _oriented_slice_locations(volume: Volume) -> SliceLocations:
+    """:func:`slice_locations` through SimpleITK's DICOMOrient, for volumes about 45 degrees oblique."""
     import SimpleITK as sitk
 
     oriented = sitk.DICOMOrient(volume.to_sitk(), "LPS")
