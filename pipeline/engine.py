@@ -32,6 +32,7 @@ from .morphometry.label_fit import laterality_warnings
 from .morphometry.thickness import mean_along_runs
 from .outcome import NotComputed
 from .progress import ProgressFn, StageTimer, no_progress, scaled
+from .quality import assess_segmentation
 from .report.provenance import build_provenance
 from .report.results import KneeAnalysis
 from .shape.stage import ShapeOptions, shape_stage
@@ -309,6 +310,7 @@ class Engine:
             "ignored": {},
             "segmentation": segmentation.provenance,
             "demo": segmentation.provenance["engine_model"] == DEMO_MODEL,
+            "confidence": segmentation.confidence,
         }
 
     def _measure(self, image, labels, facts, config, t2, shape_model, report, timer) -> KneeAnalysis:
@@ -339,6 +341,15 @@ class Engine:
             if shape.computed:
                 for surface in shape.patient_space_surfaces():  # type: ignore[union-attr]
                     surfaces[surface.name] = surface
+        with timer.stage("segmentation_qc", 0.99, "Checking the segmentation"):
+            quality = assess_segmentation(
+                labels,
+                morph,
+                confidence=facts.get("confidence"),
+                scheme=facts["scheme"],
+                labels_given="segmentation" not in facts,
+                shape=shape,
+            )
         report(1.0, "Analysis complete")
         warnings = [DEMO_WARNING] if facts.get("demo") else []
         warnings += [facts["grid_note"]] if facts.get("grid_note") else []
@@ -369,6 +380,7 @@ class Engine:
             image=image,
             t2=t2_result,
             shape_model=shape,
+            segmentation_qc=quality,
         )
 
     def _shape_request(self, shape_model: bool | ShapeOptions) -> ShapeOptions | NotComputed:
