@@ -29,8 +29,11 @@ BSCORE_EXPLANATION = (
 def done_message(result, retention_hours: float) -> str:
     side = result.laterality.side
     n = len(result.warnings)
+    qc = result.segmentation_qc  # the segmentation's verdict: said only when it is not "ok"
+    verdict = f" **{qc.message()}**" if qc is not None and qc.verdict != "ok" else ""
     return (
-        f"**Done**: {side} knee, {n} QC warning{'s' if n != 1 else ''}. Files are kept for {retention_hours:g} hours."
+        f"**Done**: {side} knee, {n} QC warning{'s' if n != 1 else ''}.{verdict} "
+        f"Files are kept for {retention_hours:g} hours."
     )
 
 

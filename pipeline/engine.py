@@ -220,13 +220,21 @@ class Engine:
         model: str | None = None,
         progress: ProgressFn | None = None,
         mirroring: bool | None = None,
+        require_knee: bool | None = None,
     ):
-        """Segment one MRI (file, DICOM folder/zip or Volume) into a canonical label map on its grid."""
+        """Segment one MRI (file, DICOM folder/zip or Volume) into a canonical label map on its grid.
+
+        ``require_knee`` (None: the segmenter's default, True): raise EmptySegmentationError when nothing
+        knee-like was found.
+        """
         volume = load_image(image) if isinstance(image, (str, Path)) else image
         name = model or self.model
         with self._lock:
             segmentation = self._segmenter(name).predict(
-                volume, progress=progress, mirroring=self.inference.mirroring if mirroring is None else mirroring
+                volume,
+                progress=progress,
+                mirroring=self.inference.mirroring if mirroring is None else mirroring,
+                require_knee=require_knee,
             )
         provenance = {**segmentation.provenance, "engine_model": name, "notice": self.notice}
         return dataclasses.replace(segmentation, provenance=provenance)
@@ -270,7 +278,8 @@ class Engine:
                 ``ImageLimits.from_env()``; the app passes its --max-voxels/--max-axis settings).
         Raises:
             InvalidInputError: unreadable or unsuitable inputs, grids that do not match.
-            EmptySegmentationError: a blank or non-knee image ("no knee structures found").
+            EmptySegmentationError: a blank image, or nothing segmented at all ("no knee structures found"); a
+                segmentation that is not knee-like comes back with ``segmentation_qc.verdict`` "failed".
         """
         config = config or AnalysisConfig()
         report = progress or no_progress
@@ -304,6 +313,7 @@ class Engine:
                 model=model,
                 progress=scaled(report, 0.02, SEGMENTATION_SHARE, "Segmenting: "),
                 mirroring=mirroring,
+                require_knee=False,  # a non-knee result comes back with the quality verdict "failed" (issue 21)
             )
         return segmentation.labels, {
             "scheme": L.CANONICAL_SCHEME,

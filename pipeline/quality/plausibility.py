@@ -91,18 +91,12 @@ def plausibility_findings(
         region = cartilage.get(plate)
         if structure in assessed and structures[structure].present and region is not None:
             findings += _thickness_findings(plate, structure, region)
-    if {L.FEMUR, L.TIBIA} <= set(assessed):
-        findings += [
-            Finding(None, "knee", FAILED, f"not a knee: {p}")
-            for p in knee_problems(labels.array, labels.voxel_volume_mm3)
-        ]
+    if {L.FEMUR, L.TIBIA} <= set(assessed):  # the segmenter's knee check: solid bones, enough cartilage
+        problems = knee_problems(labels.array, labels.voxel_volume_mm3, labels.spacing[::-1])
+        findings += [Finding(None, "knee", FAILED, f"not a knee: {problem}") for problem in problems]
     if shape_assd_mm is not None:
-        level = R.SHAPE_ASSD_MM.level(shape_assd_mm)
-        if level:
-            usual = R.SHAPE_ASSD_MM.describe("mm")
-            findings.append(
-                Finding(L.FEMUR, "shape_model", level, "femur unlike the shape model", shape_assd_mm, usual)
-            )
+        unlike = _ranged(L.FEMUR, "shape_model", "femur unlike the shape model", shape_assd_mm, R.SHAPE_ASSD_MM, "mm")
+        findings += [unlike] if unlike is not None else []
     return findings
 
 

@@ -35,6 +35,8 @@ LOW_CONFIDENCE = {"cartilage": 0.65, "meniscus": 0.60, "bone": 0.80}
 MIRROR_DISAGREEMENT = 0.5
 REVIEW_PENALTY = 0.8
 FAILED_PENALTY = 0.3
+#: Per-structure network figures copied into results.json (``StructureConfidence.to_dict``).
+NETWORK_KEYS = ("mean_probability", "boundary_probability", "soft_volume_ratio", "mirror_disagreement")
 BASIS_NETWORK = "network confidence and anatomical plausibility"
 BASIS_GIVEN = "anatomical plausibility only: the label map was given, so there is no network confidence"
 BASIS_UNMEASURED = "anatomical plausibility only: the network's confidence was not measured"
@@ -56,10 +58,11 @@ class StructureQC:
     findings: tuple[Finding, ...] = ()
 
     def to_dict(self) -> dict:
-        network = self.confidence.to_dict() if self.confidence is not None else None
+        """The same keys with or without the network (null without it), so every result has one shape."""
+        network = self.confidence.to_dict() if self.confidence is not None else {}
         return {
             "expected_dice": None if self.expected_dice is None else round(self.expected_dice, 4),
-            "network": network,
+            **{key: network.get(key) for key in NETWORK_KEYS},
             "findings": [f.reason for f in self.findings],
         }
 
@@ -97,13 +100,8 @@ class SegmentationQC:
             "reasons": list(self.reasons),
             "per_structure": {name: s.to_dict() for name, s in self.per_structure.items()},
             "findings": [f.to_dict() for f in self.findings],
-            "network": None if self.network is None else _network_summary(self.network),
             "thresholds": {"ok": SCORE_OK, "failed": SCORE_FAILED},
         }
-
-
-def _network_summary(network: NetworkConfidence) -> dict:
-    return {k: v for k, v in network.to_dict().items() if k != "structures"}
 
 
 def judge(

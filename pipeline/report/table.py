@@ -78,6 +78,10 @@ def _t2(prefix: str, path: str, where: str) -> tuple[Column, ...]:
     )
 
 
+def _segmentation_qc(name: str, key: str, meaning: str) -> Column:
+    return Column(f"qc_segmentation_{name}", f"qc.segmentation.{key}", meaning)
+
+
 def _nsm(name: str, key: str, meaning: str) -> Column:
     return Column(name, f"shape_model.{key}", meaning)
 
@@ -169,6 +173,29 @@ COLUMN_GROUPS: tuple[ColumnGroup, ...] = (
             Column("n_qc_warnings", "qc.warnings", "number of QC warnings", kind="count"),
             Column("qc_warnings", "qc.warnings", "the QC warnings' texts, joined by ' | '", kind="join"),
         ),
+    ),
+    ColumnGroup(
+        "Segmentation QC",
+        (
+            _segmentation_qc(
+                "score", "score", "0-1: the expected mean cartilage Dice times the plausibility penalties"
+            ),
+            _segmentation_qc("verdict", "verdict", "ok, review or failed"),
+            _segmentation_qc("basis", "basis", "network confidence and plausibility, or plausibility only"),
+            Column("n_qc_segmentation_reasons", "qc.segmentation.reasons", "number of reasons", kind="count"),
+            Column("qc_segmentation_reasons", "qc.segmentation.reasons", "the reasons, joined by ' | '", kind="join"),
+        ),
+    ),
+    ColumnGroup(
+        "Segmentation QC per structure (empty for a given label map)",
+        (
+            Column(
+                "{structure}_expected_dice",
+                "qc.segmentation.per_structure.{structure}.expected_dice",
+                "the Dice the network's own probabilities predict for the structure",
+            ),
+        ),
+        over="structure",
     ),
 )
 

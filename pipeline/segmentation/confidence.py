@@ -25,6 +25,9 @@ from typing import Any
 
 import numpy as np
 
+#: Above this many voxels at the network's resolution the in-plane axes are sampled (``sampling_stride``): the
+#: published model's 160 x 384 x 384 knee is read every 2nd voxel in-plane (5.9 M voxels), the demo model's whole.
+MAX_VOXELS = 6_000_000
 #: Upper bound on one slab of float32 probabilities (elements). At 8 M (32 MB) the slab is ~1 % of the published
 #: model's full-knee logits and of the demo model's case memory; large enough that the per-slab overhead is small.
 SLAB_ELEMENTS = 8_000_000
@@ -73,12 +76,14 @@ class NetworkConfidence:
         spacing_mm: the network's working spacing, in nnU-Net's (array) axis order.
         mirror_axes: the axes test-time mirroring used (empty: none).
         seconds: time spent on these statistics (for the overhead benchmark).
+        stride: in-plane sampling step of the statistics (1: every voxel; ``sampling_stride``).
     """
 
     structures: Mapping[str, StructureConfidence]
     spacing_mm: tuple[float, ...] = ()
     mirror_axes: tuple[int, ...] = ()
     seconds: float = 0.0
+    stride: int = 1
 
     @property
     def mirrored(self) -> bool:
@@ -87,16 +92,20 @@ class NetworkConfidence:
     def for_structures(self, names: Mapping[int, str]) -> NetworkConfidence:
         """Keyed by structure name (model value -> name); values without a name (background, ignored) dropped."""
         renamed = {names[int(k)]: v for k, v in self.structures.items() if int(k) in names}
-        return NetworkConfidence(renamed, self.spacing_mm, self.mirror_axes, self.seconds)
+        return NetworkConfidence(renamed, self.spacing_mm, self.mirror_axes, self.seconds, self.stride)
 
-    def to_dict(self) -> dict:
+    def describe(self) -> dict:
+        """How it was measured, for provenance (the per-structure figures go to results.json's qc section)."""
         return {
-            "resolution": "network",
+            "computed_from": "the network's logits at its working resolution, before resampling and argmax",
             "spacing_mm": [round(s, 4) for s in self.spacing_mm],
+            "in_plane_sampling_stride": self.stride,
             "mirror_axes": list(self.mirror_axes),
             "seconds": round(self.seconds, 3),
-            "structures": {name: c.to_dict() for name, c in self.structures.items()},
         }
+
+    def to_dict(self) -> dict:
+        return {**self.describe(), "structures": {name: c.to_dict() for name, c in self.structures.items()}}
 
 
 @dataclass
@@ -133,6 +142,7 @@ class ConfidenceAccumulator:
         """Summarise the aggregated logits (C, Z, Y, X) of the whole image, slab by slab along Z."""
         t0 = time.perf_counter()
         sums = logit_sums(logits, self.n_classes)
+        stride = sampling_stride(tuple(logits.shape[1:]))
         structures = {}
         mirrored = self._votes.sum() > 0
         for value in range(self.n_classes):
@@ -149,57 +159,74 @@ class ConfidenceAccumulator:
                 mirror_disagreement=disagreement,
             )
         seconds = self._seconds + time.perf_counter() - t0
-        return NetworkConfidence(structures, self.spacing_mm, self.mirror_axes if mirrored else (), seconds)
+        return NetworkConfidence(structures, self.spacing_mm, self.mirror_axes if mirrored else (), seconds, stride)
 
 
-def logit_sums(logits: Any, n_classes: int, *, slab_elements: int = SLAB_ELEMENTS) -> dict[str, np.ndarray]:
+def logit_sums(
+    logits: Any, n_classes: int, *, slab_elements: int = SLAB_ELEMENTS, max_voxels: int = MAX_VOXELS
+) -> dict[str, np.ndarray]:
     """Per class: argmax voxels, summed max-probability, boundary voxels and their summed max-probability, and
     summed probability (soft volume). ``logits`` (C, Z, Y, X), any float dtype, torch tensor or array.
 
     Slabs along Z carry a one-voxel halo so the boundary test sees its neighbours across slab edges; the image's
-    own faces count as "same label" (a structure cut by the field of view has no boundary there).
+    own faces count as "same label" (a structure cut by the field of view has no boundary there). Above
+    ``max_voxels`` the in-plane axes are sampled every ``stride``-th voxel (``sampling_stride``): every statistic
+    is a mean or a ratio of sums, which a regular sample estimates without bias.
     """
     import torch
 
     logits = torch.as_tensor(logits)
     depth = int(logits.shape[1])
-    per_slice = max(1, int(np.prod(logits.shape)) // max(depth, 1))
-    step = max(1, min(depth, slab_elements // per_slice))
+    stride = sampling_stride(tuple(logits.shape[1:]), max_voxels)
+    sampled = logits[:, :, ::stride, ::stride] if stride > 1 else logits
+    per_slice = int(np.prod(sampled.shape)) // max(depth, 1)
+    step = max(1, min(depth, slab_elements // max(per_slice, 1)))
     totals = {key: torch.zeros(n_classes, dtype=torch.float64) for key in _KEYS}
     with torch.inference_mode():
         for z0 in range(0, depth, step):
             z1 = min(depth, z0 + step)
             lo, hi = max(0, z0 - 1), min(depth, z1 + 1)
-            _add_slab(logits[:, lo:hi], z0 - lo, z1 - lo, n_classes, totals)
+            _add_slab(sampled[:, lo:hi], z0 - lo, z1 - lo, n_classes, totals)
     return {key: value.numpy() for key, value in totals.items()}
+
+
+def sampling_stride(shape: tuple[int, ...], max_voxels: int = MAX_VOXELS) -> int:
+    """In-plane step that brings a (Z, Y, X) grid to at most ``max_voxels`` examined voxels (1: every voxel)."""
+    voxels = int(np.prod(shape))
+    return max(1, int(np.ceil(np.sqrt(voxels / max_voxels)))) if voxels > max_voxels else 1
 
 
 _KEYS = ("voxels", "probability", "boundary_voxels", "boundary_probability", "soft_volume")
 
 
 def _add_slab(slab: Any, core_lo: int, core_hi: int, n_classes: int, totals: dict) -> None:
+    """Add one slab's sums to ``totals``. Written for speed on a CPU: float32 throughout, the argmax found from the
+    maximum (torch's own argmax over the channel axis is several times slower), labels as uint8 for the
+    neighbour test, sums by scatter and dot products rather than full-size temporaries."""
     import torch
 
-    x = slab.to(device="cpu", dtype=torch.float32)
-    top, label = x.max(0)
-    x = torch.exp_(x.sub_(top))  # in place: exp(l - max), one float32 slab in memory
-    total = x.sum(0)
-    labels_all = label
-    core = slice(core_lo, core_hi)
-    label = label[core]
-    max_probability = total[core].reciprocal()
-    boundary = _boundary(labels_all)[core]
-    flat = label.ravel()
-    totals["voxels"] += torch.bincount(flat, minlength=n_classes)[:n_classes].double()
-    totals["probability"] += torch.bincount(flat, weights=max_probability.ravel(), minlength=n_classes)[
-        :n_classes
-    ].double()
-    edge = flat[boundary.ravel()]
+    x = slab.to(device="cpu", dtype=torch.float32).contiguous()
+    top = x.amax(0)
+    label = torch.zeros(top.shape, dtype=torch.uint8)
+    for value in range(x.shape[0] - 1, -1, -1):  # lowest channel wins ties, as argmax
+        label.masked_fill_(x[value] == top, value)
+    boundary = _boundary(label)[core_lo:core_hi].reshape(-1)
+    x.sub_(top).exp_()  # in place: exp(l - max) in the one float32 slab
+    x = x[:, core_lo:core_hi]
+    max_probability = x.sum(0).reciprocal_().reshape(-1)
+    label = label[core_lo:core_hi].reshape(-1).long()
+    n = min(n_classes, x.shape[0])
+
+    def by_label(index: Any, values: Any) -> Any:
+        return torch.zeros(n_classes, dtype=torch.float64).scatter_add_(0, index, values.double())
+
+    totals["voxels"] += torch.bincount(label, minlength=n_classes)[:n_classes].double()
+    totals["probability"] += by_label(label, max_probability)
+    edge = label[boundary]
     totals["boundary_voxels"] += torch.bincount(edge, minlength=n_classes)[:n_classes].double()
-    totals["boundary_probability"] += torch.bincount(
-        edge, weights=max_probability.ravel()[boundary.ravel()], minlength=n_classes
-    )[:n_classes].double()
-    totals["soft_volume"] += (x[:, core] * max_probability).sum(dim=(1, 2, 3)).double()[:n_classes]
+    totals["boundary_probability"] += by_label(edge, max_probability[boundary])
+    for value in range(n):  # summed probability = sum over voxels of exp(l_c - max) / sum_c exp(l_c - max)
+        totals["soft_volume"][value] += float(torch.dot(x[value].reshape(-1), max_probability))
 
 
 def _boundary(label: Any) -> Any:

@@ -145,7 +145,12 @@ class Segmenter:
 
     # --- prediction ---
     def predict(
-        self, image: Volume, *, progress: ProgressFn | None = None, mirroring: bool | None = None
+        self,
+        image: Volume,
+        *,
+        progress: ProgressFn | None = None,
+        mirroring: bool | None = None,
+        require_knee: bool | None = None,
     ) -> Segmentation:
         """Segment one image; the label map comes back on the image's grid in the canonical scheme.
 
@@ -153,6 +158,8 @@ class Segmenter:
             image: the MRI, any orientation; spacing in mm.
             progress: optional callback(fraction 0-1, message), called per stage and per sliding-window tile.
             mirroring: test-time mirroring (up to 8x slower); None = the segmenter's default.
+            require_knee: raise when nothing knee-like was found; None = the segmenter's default. The engine's
+                analysis passes False: its quality check marks such a result "failed" instead (pipeline.quality).
         Raises:
             EmptySegmentationError: blank image, or nothing knee-like found ("no knee structures found").
         """
@@ -170,7 +177,7 @@ class Segmenter:
             seconds["postprocessing"] = time.perf_counter() - t1
             seconds["total"] = time.perf_counter() - t0
             self._free_memory()
-        if self.require_knee:
+        if self.require_knee if require_knee is None else require_knee:
             check_knee_found(canonical, image)
         report(1.0, "Segmentation complete")
         provenance = {
@@ -191,6 +198,7 @@ class Segmenter:
                 "soft_tissue_min_piece_fraction": SOFT_TISSUE_MIN_PIECE_FRACTION,
             },
             "seconds": {k: round(v, 3) for k, v in seconds.items()},
+            "confidence": None if confidence is None else confidence.describe(),
         }
         # Fresh meta: the label map must not carry the image's file name and checksum as if they were its own.
         meta = {"content": "segmentation", "label_scheme": "canonical", "segmented_from": image.meta.get("file_name")}
