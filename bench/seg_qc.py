@@ -94,6 +94,7 @@ def run_case(engine, kind: str, severity: float, seed: int) -> dict:
     except KneePipelineError as exc:  # nothing segmented at all: the analysis refuses, which is a failure caught
         row.update(dice=cartilage_dice(truth, np.zeros(case.image.array.shape, np.uint8))[0], dice_per_plate={},
                    score=0.0, verdict="failed", reasons=[f"refused: {exc}"], refused=True, any_failed_finding=True,
+                   findings=[],
                    expected_dice={}, knee_check=[])  # fmt: skip
         row["seconds"] = round(time.perf_counter() - t0, 1)
         return row
@@ -107,9 +108,10 @@ def run_case(engine, kind: str, severity: float, seed: int) -> dict:
         reasons=list(qc.reasons),
         refused=False,
         any_failed_finding=any(f.level == "failed" for f in qc.findings),
+        findings=[f.to_dict() for f in qc.findings],
         expected_dice={n: s.expected_dice for n, s in qc.per_structure.items()},
         # what the segmenter's knee check (which used to refuse such images outright) says
-        knee_check=knee_problems(result.labels.array, result.labels.voxel_volume_mm3),
+        knee_check=knee_problems(result.labels.array, result.labels.voxel_volume_mm3, result.labels.spacing[::-1]),
         seconds=round(time.perf_counter() - t0, 1),
     )
     return row

@@ -2,8 +2,10 @@
 
 Per structure: volume, mediolateral bone width, pieces, cartilage lying on its bone, cartilage thickness (mean and
 95th percentile per plate), the knee check of the segmenter (solid bones, enough cartilage), and the shape model's
-reconstruction distance when it ran. Each check compares against ``reference_ranges`` and yields a
-:class:`Finding` at level "review" or "failed" when outside the usual or the possible range.
+reconstruction distance when it ran. For a segmentation also the knee's pose in the image (``pose_findings``): a
+network shown a knee rotated far from its training pose can be confidently wrong (it swaps medial and lateral).
+Each check compares against ``reference_ranges`` and yields a :class:`Finding` at level "review" or "failed" when
+outside the usual or the possible range.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class Finding:
 
     Attributes:
         structure: the structure it concerns (None: the knee as a whole).
-        check: 'missing', 'volume', 'width', 'pieces', 'attachment', 'thickness', 'knee', 'shape_model'.
+        check: 'missing', 'volume', 'width', 'pieces', 'attachment', 'thickness', 'knee', 'pose', 'shape_model'.
         level: 'review' or 'failed'.
         reason: a short phrase for people ("tibia volume outside the usual range").
         value: the measured value (None when not a number).
@@ -145,6 +147,32 @@ def _ranged(structure: str, check: str, reason: str, value: float | None, usual:
     """A finding when ``value`` lies outside ``usual`` (None inside it, or when there is no value)."""
     level = None if value is None else usual.level(value)
     return None if level is None else Finding(structure, check, level, reason, value, usual.describe(unit))
+
+
+def pose_findings(labels: Volume) -> list[Finding]:
+    """For a segmentation: is the knee rotated far from the image axes (the pose the network was trained on)?"""
+    degrees = pose_degrees(labels)
+    unusual = _ranged(None, "pose", "knee rotated far from the training pose", degrees, R.POSE_DEGREES, "degrees")
+    return [] if unusual is None else [unusual]
+
+
+def pose_degrees(labels: Volume) -> float | None:
+    """The larger angle (degrees) between the knee's long or mediolateral axis and the nearest image axis; None
+    when the structures that define them are missing."""
+    from ..morphometry.anatomy import centroid
+
+    ends = [
+        (centroid(labels, L.FEMUR), centroid(labels, L.TIBIA)),
+        (centroid(labels, L.MEDIAL_TIBIAL_CARTILAGE), centroid(labels, L.LATERAL_TIBIAL_CARTILAGE)),
+    ]
+    angles = []
+    for a, b in ends:
+        if a is None or b is None or np.allclose(a, b):
+            return None
+        axis = (a - b) / np.linalg.norm(a - b)
+        nearest = float(np.max(np.abs(labels.direction.T @ axis)))  # cosine to the closest image axis
+        angles.append(float(np.degrees(np.arccos(min(1.0, nearest)))))
+    return max(angles)
 
 
 def bone_width_mm(labels: Volume, bone: str) -> float | None:

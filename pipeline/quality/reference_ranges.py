@@ -133,14 +133,30 @@ MAX_PIECES: Mapping[str, int] = MappingProxyType(
         L.MEDIAL_TIBIAL_CARTILAGE: 2,
         L.LATERAL_TIBIAL_CARTILAGE: 2,
         L.PATELLAR_CARTILAGE: 2,
-        L.MEDIAL_MENISCUS: 2,
-        L.LATERAL_MENISCUS: 2,
+        L.MEDIAL_MENISCUS: 3,
+        L.LATERAL_MENISCUS: 3,
     }
 )
-PIECES_SOURCE = "mskt maps: every cartilage plate and meniscus is one piece"
+PIECES_SOURCE = (
+    "mskt maps: every cartilage plate and meniscus is one piece; a torn meniscus (common in osteoarthritic knees) "
+    "can be segmented in two or three"
+)
 
 #: Share of a cartilage plate's volume in pieces touching its bone (cartilage lies on bone by definition).
 ATTACHED_FRACTION = Range(0.85, None, 0.5, None, "mskt maps: 1.00 for every plate (cartilage covers bone)")
+
+#: How far (degrees) the knee's axes lie from the nearest image axis, for a segmentation: the network saw the knee
+#: in this pose. Long axis: tibia -> femur centroids; mediolateral axis: lateral -> medial tibial cartilage
+#: centroids. The demo model was trained on knees whose axes lie along the image axes within 8 degrees
+#: (scripts/train_demo_model.py), the published one on sagittal DESS scans like the mskt maps.
+POSE_DEGREES = Range(
+    None,
+    25.0,
+    None,
+    None,
+    "training poses within 8 degrees of the image axes (scripts/train_demo_model.py); mskt maps: long axis 14.0 / "
+    "10.0 / 7.6 and mediolateral axis 8.7 / 13.1 / 7.5 degrees from the nearest image axis",
+)
 
 #: Shape-model reconstruction distance (average symmetric surface distance of the femur, mm) when the fit ran.
 #: No published distribution was available here: a judgment, about 2.5x the documented example fit (0.61 mm,

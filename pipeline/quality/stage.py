@@ -11,7 +11,7 @@ from ..morphometry.stage import Morphometry
 from ..outcome import NotComputed
 from ..segmentation.confidence import NetworkConfidence
 from ..volume import Volume
-from .plausibility import plausibility_findings
+from .plausibility import plausibility_findings, pose_findings
 from .verdict import SegmentationQC, judge
 
 
@@ -39,4 +39,6 @@ def assess_segmentation(
     findings = plausibility_findings(
         labels, morphometry.structures, morphometry.cartilage, assessed=assessed, shape_assd_mm=assd
     )
+    if not labels_given:  # how the network saw the knee; a given map's pose says nothing about its quality
+        findings += pose_findings(labels)
     return judge(findings, confidence=confidence, assessed=assessed, labels_given=labels_given)

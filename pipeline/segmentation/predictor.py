@@ -139,9 +139,12 @@ class MirrorVotes:
     def __call__(self, x):
         import torch
 
+        from .confidence import channel_argmax, one_thread
+
         out = self.network(x)
         flip = self._flips[len(self.copies)] if len(self.copies) < len(self._flips) else ()
-        vote = out.argmax(1)
+        with one_thread():
+            vote = channel_argmax(out, dim=1)
         # the argmax drops the channel axis: a flip of array axis a (>= 2) of the logits is axis a - 1 of the vote
         self.copies.append(torch.flip(vote, [a - 1 for a in flip]) if flip else vote)
         return out

@@ -112,3 +112,19 @@ def test_implausible_volume_and_not_a_knee():
     femur_volume = next(f for f in found if f.structure == L.FEMUR and f.check == "volume")
     assert femur_volume.level == "failed" and femur_volume.value < VOLUME_MM3[L.FEMUR].possible_low
     assert any(f.check == "knee" and f.level == "failed" and "femur" in f.reason for f in found)
+
+
+def test_pose_is_the_rotation_of_the_grid_against_the_knee():
+    """The phantom on a grid turned 30 degrees about the anterior-posterior axis: both its long and its mediolateral
+    axis lie 30 degrees from the nearest image axis (the phantom's own axes are within 2 degrees of the grid's)."""
+    from pipeline.quality.plausibility import pose_degrees, pose_findings
+    from pipeline.synthetic import ORIENTATIONS, PhantomSpec
+
+    assert pose_degrees(knee()) < 2.0 and pose_findings(knee()) == []
+    angle = np.radians(30.0)
+    turn = np.array([[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]])
+    spec = PhantomSpec(side="right", spacing=(1.0, 1.0, 1.0), direction=turn @ ORIENTATIONS["sagittal"])
+    turned = make_phantom(spec).labels
+    assert pose_degrees(turned) == pytest.approx(30.0, abs=2.0)
+    (finding,) = pose_findings(turned)
+    assert finding.level == "review" and finding.reason == "knee rotated far from the training pose"
