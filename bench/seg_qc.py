@@ -58,9 +58,12 @@ PLAN: dict[str, tuple[float, ...]] = {
 }
 LOW_DICE, HIGH_DICE = 0.7, 0.9
 DICE_BINS = ((0.0, 0.5, "< 0.5"), (0.5, 0.7, "0.5-0.7"), (0.7, 0.9, "0.7-0.9"), (0.9, 1.01, ">= 0.9"))
-#: Calibration targets: at most this share of true Dice < 0.7 may stay "ok" (half the acceptance's 5 %, a margin
-#: for the other seed set).
+#: Calibration targets (half the acceptance's 5 % and 10 %: a margin for the other seed set): at most these shares of
+#: true Dice < 0.7 at or above SCORE_OK, and of true Dice >= 0.9 below it, on the score alone.
 MAX_MISSED_BAD = 0.025
+MAX_GOOD_BELOW = 0.05
+#: SCORE_FAILED lies at least this far below SCORE_OK.
+REVIEW_BAND = 0.05
 
 
 def log(message: str) -> None:
@@ -159,23 +162,37 @@ def verdict_with(row: dict, ok: float, failed: float) -> str:
 
 
 def calibrate(rows: list[dict]) -> dict:
-    """SCORE_OK: the lowest threshold that leaves at most MAX_MISSED_BAD of the true Dice < 0.7 cases "ok".
-    SCORE_FAILED: the threshold that best separates true Dice < 0.5 (unusable) from the rest (balanced accuracy)."""
-    grid = np.round(np.arange(0.30, 0.96, 0.01), 2)
-    bad = [r for r in rows if r["dice"] < LOW_DICE]
-    ok_threshold = next(
-        (float(t) for t in grid if sum(verdict_with(r, t, 0.0) == "ok" for r in bad) <= MAX_MISSED_BAD * len(bad)),
-        float(grid[-1]),
-    )
-    unusable = np.array([r["dice"] < 0.5 for r in rows])
+    """Thresholds that fit ``rows``, on the score alone (the findings' reasons send cases to review regardless).
+
+    SCORE_OK: the middle of the interval of thresholds that leave at most MAX_MISSED_BAD of the true Dice < 0.7
+    cases at or above it and at most MAX_GOOD_BELOW of the true Dice >= 0.9 cases below it (each acceptance bound
+    with a margin); if no threshold does both, the middle of those with the best balanced accuracy.
+    SCORE_FAILED: the middle of the thresholds that best separate true Dice < 0.5 (unusable) from true Dice >= 0.7
+    (balanced accuracy; between them either verdict is defensible), at least REVIEW_BAND below SCORE_OK so that a
+    score band asks for review.
+    """
+    grid = np.round(np.arange(0.20, 0.96, 0.005), 3)
     scores = np.array([r["score"] for r in rows])
-    best, failed_threshold = -1.0, 0.5
-    for t in grid[grid < ok_threshold]:
-        called = scores < t
-        accuracy = 0.5 * (called[unusable].mean() + (~called[~unusable]).mean()) if unusable.any() else 0.0
-        if accuracy > best:
-            best, failed_threshold = float(accuracy), float(t)
-    return {"SCORE_OK": ok_threshold, "SCORE_FAILED": failed_threshold, "balanced_accuracy_failed": round(best, 3)}
+    dice = np.array([r["dice"] for r in rows])
+    bad, good = scores[dice < LOW_DICE], scores[dice >= HIGH_DICE]
+    missed = np.array([(bad >= t).mean() for t in grid])
+    held = np.array([(good < t).mean() for t in grid])
+    feasible = grid[(missed <= MAX_MISSED_BAD) & (held <= MAX_GOOD_BELOW)]
+    if len(feasible):
+        ok, rule = float(np.round((feasible.min() + feasible.max()) / 2, 2)), "feasible interval"
+    else:
+        ok, rule = _middle_of_best(grid, 0.5 * ((1 - missed) + (1 - held))), "best balanced accuracy"
+    unusable, usable = dice < 0.5, dice >= LOW_DICE
+    below = grid[grid <= ok - REVIEW_BAND + 1e-9]
+    accuracy = np.array([0.5 * ((scores[unusable] < t).mean() + (scores[usable] >= t).mean()) for t in below])
+    failed = _middle_of_best(below, accuracy)
+    return {"SCORE_OK": ok, "rule_ok": rule, "SCORE_FAILED": failed,
+            "balanced_accuracy_failed": round(float(accuracy.max()), 3)}  # fmt: skip
+
+
+def _middle_of_best(grid: np.ndarray, accuracy: np.ndarray) -> float:
+    best = grid[accuracy >= accuracy.max() - 1e-12]
+    return float(np.round((best.min() + best.max()) / 2, 2))
 
 
 def _share(flags: list[bool]) -> float | None:

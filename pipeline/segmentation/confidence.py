@@ -29,9 +29,9 @@ import numpy as np
 #: Above this many voxels at the network's resolution the in-plane axes are sampled (``sampling_stride``): the
 #: published model's 160 x 384 x 384 knee is read every 2nd voxel in-plane (5.9 M voxels), the demo model's whole.
 MAX_VOXELS = 6_000_000
-#: Upper bound on one slab of float32 probabilities (elements). At 8 M (32 MB) the slab is ~1 % of the published
-#: model's full-knee logits and of the demo model's case memory; large enough that the per-slab overhead is small.
-SLAB_ELEMENTS = 8_000_000
+#: Upper bound on one slab of float32 probabilities (elements): 4 M (16 MB, a few such temporaries at once) is a few
+#: per cent of a segmentation's peak memory for either model, and large enough that the per-slab overhead is small.
+SLAB_ELEMENTS = 4_000_000
 
 
 @dataclass(frozen=True)
