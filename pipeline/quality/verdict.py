@@ -4,8 +4,9 @@
 the network's own probabilities predict for its argmax, 2 * mean max-probability / (1 + soft-to-hard volume
 ratio) (``segmentation.confidence``): with calibrated probabilities p, the expected overlap of the argmax with a
 labelling drawn from p is sum(p over the argmax voxels) and the expected size of that labelling is the soft volume,
-which gives exactly this Dice. A missing plate counts 0. Without it (a given label map): 1. Then each plausibility
-finding multiplies the score: by ``REVIEW_PENALTY`` ("review") or ``FAILED_PENALTY`` ("failed").
+which gives this Dice (as a ratio of expectations). A missing plate counts 0. Without it (a given label map): 1.
+Then each plausibility finding multiplies the score: by ``REVIEW_PENALTY`` ("review") or ``FAILED_PENALTY``
+("failed").
 
 **Verdict.** "failed" when a finding is "failed" or the score is below ``SCORE_FAILED``; otherwise "review" when
 there is any reason (a finding, a structure the network is unsure of, mirrored predictions that disagree) or the
@@ -36,6 +37,8 @@ SCORE_FAILED = 0.60
 LOW_CONFIDENCE = {"cartilage": 0.65, "meniscus": 0.60, "bone": 0.80}
 #: Share of a structure's voxels where a test-time-mirrored prediction disagrees, above which it is named.
 MIRROR_DISAGREEMENT = 0.5
+#: What each finding does to the score (judgments): a "review" finding costs a fifth, so several of them bring a
+#: confident segmentation below SCORE_OK; a "failed" one leaves less than a third, below SCORE_FAILED.
 REVIEW_PENALTY = 0.8
 FAILED_PENALTY = 0.3
 #: Per-structure network figures copied into results.json (``StructureConfidence.to_dict``).

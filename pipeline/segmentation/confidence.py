@@ -124,12 +124,13 @@ class ConfidenceAccumulator:
         self._votes = np.zeros(self.n_classes, dtype=np.int64)
         self._disagreements = np.zeros(self.n_classes, dtype=np.int64)
 
-    def add_mirror_votes(self, averaged: Any, copies: Sequence[Any]) -> None:
-        """One tile: ``averaged`` logits (1, C, ...) and each mirrored copy's argmax (1, ...), flipped back."""
+    def add_mirror_votes(self, averaged: Any, copies: Sequence[Any], *, seconds_spent: float = 0.0) -> None:
+        """One tile: ``averaged`` logits (1, C, ...) and each mirrored copy's argmax (1, ...), flipped back;
+        ``seconds_spent`` making those copies is added to the confidence's time."""
         t0 = time.perf_counter()
         with one_thread():
             self._count_votes(averaged, copies)
-        self._seconds += time.perf_counter() - t0
+        self._seconds += time.perf_counter() - t0 + seconds_spent
 
     def _count_votes(self, averaged: Any, copies: Sequence[Any]) -> None:
         import torch

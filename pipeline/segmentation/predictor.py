@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,7 +117,7 @@ def predictor_class():
             finally:
                 untyped.network = network
             if votes is not None and self._accumulator is not None:
-                self._accumulator.add_mirror_votes(out, votes.copies)
+                self._accumulator.add_mirror_votes(out, votes.copies, seconds_spent=votes.seconds)
             return out
 
     return TileReportingPredictor
@@ -135,6 +136,7 @@ class MirrorVotes:
         spatial = [a + 2 for a in mirror_axes]
         self._flips = [()] + [c for i in range(len(spatial)) for c in itertools.combinations(spatial, i + 1)]
         self.copies: list = []
+        self.seconds = 0.0  # spent on the votes (the confidence's cost), not on the network
 
     def __call__(self, x):
         import torch
@@ -142,11 +144,13 @@ class MirrorVotes:
         from .confidence import channel_argmax, one_thread
 
         out = self.network(x)
+        t0 = time.perf_counter()
         flip = self._flips[len(self.copies)] if len(self.copies) < len(self._flips) else ()
         with one_thread():
             vote = channel_argmax(out, dim=1)
         # the argmax drops the channel axis: a flip of array axis a (>= 2) of the logits is axis a - 1 of the vote
         self.copies.append(torch.flip(vote, [a - 1 for a in flip]) if flip else vote)
+        self.seconds += time.perf_counter() - t0
         return out
 
 
