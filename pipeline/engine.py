@@ -30,6 +30,7 @@ from .label_source import LabelSource
 from .morphometry import measure_knee
 from .outcome import NotComputed
 from .progress import ProgressFn, StageTimer, no_progress, scaled
+from .quality import assess_segmentation
 from .report.assemble import assemble_analysis
 from .report.results import KneeAnalysis
 from .request import AnalysisRequest, VolumeInput
@@ -201,13 +202,21 @@ class Engine:
         model: str | None = None,
         progress: ProgressFn | None = None,
         mirroring: bool | None = None,
+        require_knee: bool | None = None,
     ):
-        """Segment one MRI (file, DICOM folder/zip or Volume) into a canonical label map on its grid."""
+        """Segment one MRI (file, DICOM folder/zip or Volume) into a canonical label map on its grid.
+
+        ``require_knee`` (None: the segmenter's default, True): raise EmptySegmentationError when nothing
+        knee-like was found.
+        """
         volume = read_image(image)
         name = model or self.model
         with self._lock:
             segmentation = self._segmenter(name).predict(
-                volume, progress=progress, mirroring=self.inference.mirroring if mirroring is None else mirroring
+                volume,
+                progress=progress,
+                mirroring=self.inference.mirroring if mirroring is None else mirroring,
+                require_knee=require_knee,
             )
         provenance = {**segmentation.provenance, "engine_model": name, "notice": self.notice}
         return dataclasses.replace(segmentation, provenance=provenance)
@@ -237,7 +246,8 @@ class Engine:
                 is on the image grid (the app shows them before the analysis ends).
         Raises:
             InvalidInputError: unreadable or unsuitable inputs, grids that do not match.
-            EmptySegmentationError: a blank or non-knee image ("no knee structures found").
+            EmptySegmentationError: a blank image, or nothing segmented at all ("no knee structures found"); a
+                segmentation that is not knee-like comes back with ``segmentation_qc.verdict`` "failed".
         """
         request.check_inputs()
         report = progress or no_progress
@@ -273,9 +283,26 @@ class Engine:
                     self._shape_request(request.shape_model),
                     progress=scaled(report, 0.93, 0.99, "Shape model: "),
                 )
+            with timer.stage("segmentation_qc", 0.99, "Checking the segmentation"):
+                quality = assess_segmentation(
+                    source.labels,
+                    morph,
+                    confidence=source.confidence,
+                    scheme=source.scheme,
+                    labels_given=source.given,
+                    shape=shape,
+                )
             report(1.0, "Analysis complete")
             return assemble_analysis(
-                request, image, source, morph, t2, shape, inference=self.inference, timings_s=timer.timings
+                request,
+                image,
+                source,
+                morph,
+                t2,
+                shape,
+                quality,
+                inference=self.inference,
+                timings_s=timer.timings,
             )
 
     def _segmented(self, image: Volume | None, request: AnalysisRequest, report, timer: StageTimer) -> LabelSource:
@@ -287,8 +314,9 @@ class Engine:
                 model=request.model,
                 progress=scaled(report, 0.02, SEGMENTATION_SHARE, "Segmenting: "),
                 mirroring=request.mirroring,
+                require_knee=False,  # a non-knee result comes back with the quality verdict "failed"
             )
-        return LabelSource.from_segmentation(segmentation.labels, segmentation.provenance)
+        return LabelSource.from_segmentation(segmentation.labels, segmentation.provenance, segmentation.confidence)
 
     def _cost(self, request: AnalysisRequest) -> CaseCost | None:
         """What segmenting the request's image will cost (its model loaded if need be); None when nothing is to be

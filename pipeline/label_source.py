@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from .io.grids import align_to_grid
 from .io.labelmaps import LoadedLabels
 from .labels import CANONICAL_SCHEME, LabelScheme
+from .segmentation.confidence import NetworkConfidence
 from .segmentation.loading import DEMO_MODEL
 from .volume import Volume
 
@@ -24,6 +25,7 @@ class LabelSource:
         scheme_note: how an 'auto' scheme was decided.
         grid_note: how a given label map was reoriented onto the image grid (None when it was already there).
         segmentation: the segmenter's provenance when the labels were segmented here; None when given.
+        confidence: the network's confidence in its segmentation (None when given, or not measured).
     """
 
     labels: Volume
@@ -32,6 +34,7 @@ class LabelSource:
     scheme_note: str | None = None
     grid_note: str | None = None
     segmentation: dict | None = None
+    confidence: NetworkConfidence | None = None
 
     @property
     def given(self) -> bool:
@@ -50,5 +53,7 @@ class LabelSource:
         return cls(labels, loaded.scheme, dict(loaded.ignored_values), loaded.note, grid_note)
 
     @classmethod
-    def from_segmentation(cls, labels: Volume, provenance: dict) -> LabelSource:
-        return cls(labels, CANONICAL_SCHEME, segmentation=dict(provenance))
+    def from_segmentation(
+        cls, labels: Volume, provenance: dict, confidence: NetworkConfidence | None = None
+    ) -> LabelSource:
+        return cls(labels, CANONICAL_SCHEME, segmentation=dict(provenance), confidence=confidence)

@@ -35,6 +35,10 @@ def summary(result, files: dict) -> str:
             lines.append(f"  {region:32s} not measured")
     lines.append("  T2: " + _t2_line(result))
     lines.append("  Shape model: " + _shape_line(result))
+    qc = result.segmentation_qc
+    if qc is not None:
+        lines.append(f"  Segmentation QC: {qc.verdict} (score {qc.score:.2f}){': ' if qc.reasons else ''}"
+                     + "; ".join(qc.reasons))  # fmt: skip
     for warning in result.warnings:
         lines.append(f"  QC: {warning}")
     if files:

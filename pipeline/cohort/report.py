@@ -1,8 +1,10 @@
 """cohort_report.html: a static QC page (no server, no script): per-region distributions and the cases to look at.
 
-A case is flagged when it has QC warnings, or when one of its per-region values lies more than ``MAD_LIMIT``
-scaled median absolute deviations (1.4826 x MAD, the robust stand-in for a standard deviation) from the cohort's
-median. Each dot and each flagged case links to the case's folder.
+First the segmentations to look at: every case whose segmentation QC verdict is "failed" or "review", lowest score
+first (failed before review), linked to its folder. A case is also flagged when it has QC warnings, or when one of
+its per-region values lies more than ``MAD_LIMIT`` scaled median absolute deviations (1.4826 x MAD, the robust
+stand-in for a standard deviation) from the cohort's median. Each dot and each flagged case links to the case's
+folder.
 """
 
 from __future__ import annotations
@@ -64,12 +66,31 @@ def spread(table: pd.DataFrame, column: str, *, ids: str = "case_id") -> Spread:
     return Spread(column, median, mad, outliers)
 
 
+#: results.csv columns of the segmentation QC verdict (pipeline.report.table).
+SCORE, VERDICT, REASONS = "qc_segmentation_score", "qc_segmentation_verdict", "qc_segmentation_reasons"
+VERDICT_ORDER = {"failed": 0, "review": 1, "ok": 2}
+
+
+def segmentations_to_review(table: pd.DataFrame) -> pd.DataFrame:
+    """Cases whose segmentation QC verdict is "failed" or "review": failed first, then by score, lowest first."""
+    if VERDICT not in table or SCORE not in table:
+        return table.iloc[0:0]
+    marked = table[table[VERDICT].isin(["failed", "review"])].copy()
+    marked["_order"] = marked[VERDICT].map(VERDICT_ORDER)
+    marked["_score"] = pd.to_numeric(marked[SCORE], errors="coerce")
+    return marked.sort_values(["_order", "_score", "case_id"], kind="stable").drop(columns=["_order", "_score"])
+
+
 def flagged_cases(table: pd.DataFrame, outcomes: Mapping[str, CaseOutcome]) -> dict[str, list[str]]:
     """case_id -> why it deserves a look (QC warnings, outlying values), in manifest order."""
     reasons: dict[str, list[str]] = {}
     spreads = [spread(table, column) for column in metric_columns(table)]
+    verdicts = segmentations_to_review(table).set_index("case_id")
     for case_id in table["case_id"]:
         found = [f"QC: {warning}" for warning in outcomes[str(case_id)].warnings]
+        if case_id in verdicts.index:
+            row = verdicts.loc[case_id]
+            found.insert(0, f"Segmentation {row[VERDICT]} (score {float(row[SCORE]):.2f}): {_reasons(row[REASONS])}")
         for s in spreads:
             if str(case_id) in s.outliers:
                 value = s.outliers[str(case_id)]
@@ -98,6 +119,8 @@ def write_report(
         f"this run, {counts['earlier']} by earlier runs). "
         f"Engine: {_e(_engine_line(record['engine']))}. "
         f"Created {_e(record['created_utc'])} from {_e(record['manifest'])}.</p>",
+        "<h2>Segmentations to review</h2>",
+        _review_table(table),
         "<h2>Flagged cases</h2>",
         _flag_table(flagged) if flagged else "<p>None: no QC warning, no value beyond 3 MAD.</p>",
         "<h2>Failed cases</h2>",
@@ -120,6 +143,28 @@ def _flag_table(flagged: dict[str, list[str]]) -> str:
         for case_id, reasons in flagged.items()
     )
     return f"<table><tr><th>case</th><th>why</th></tr>{rows}</table>"
+
+
+def _review_table(table: pd.DataFrame) -> str:
+    marked = segmentations_to_review(table)
+    judged = int(table[VERDICT].notna().sum()) if VERDICT in table else 0
+    ok = int((table[VERDICT] == "ok").sum()) if VERDICT in table else 0
+    summary = (
+        f"<p>{judged} segmentations judged: {ok} ok, {len(marked)} to look at (failed first, lowest score first).</p>"
+    )
+    if marked.empty:
+        return summary
+    rows = "".join(
+        f"<tr class='{_e(r[VERDICT])}'><td>{_case_link(str(r['case_id']))}</td><td>{_e(r[VERDICT])}</td>"
+        f"<td>{float(r[SCORE]):.2f}</td><td>{_e(_reasons(r[REASONS]))}</td></tr>"
+        for _, r in marked.iterrows()
+    )
+    return f"{summary}<table><tr><th>case</th><th>verdict</th><th>score</th><th>reasons</th></tr>{rows}</table>"
+
+
+def _reasons(cell: object) -> str:
+    """The reasons cell as text ('' in results.csv becomes a missing value in the cohort table)."""
+    return cell.replace(" | ", "; ") if isinstance(cell, str) and cell else "low score"
 
 
 def _failed_table(failed: pd.DataFrame) -> str:
@@ -200,5 +245,5 @@ STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse}"
     "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}"
     ".band{fill:#e6f0fa}.median{stroke:#336;stroke-width:2}.dot{fill:#2a6fb0}.out{fill:#d62728}"
-    "svg text{font-size:11px;fill:#555}"
+    "svg text{font-size:11px;fill:#555}tr.failed td{background:#fde8e8}tr.review td{background:#fff4e0}"
 )

@@ -17,6 +17,7 @@ from .provenance import build_provenance, describe_input
 from .results import KneeAnalysis
 
 if TYPE_CHECKING:
+    from ..quality.verdict import SegmentationQC
     from ..request import AnalysisRequest
     from ..shape.stage import ShapeModelResult
     from ..t2.stage import T2Result
@@ -29,6 +30,7 @@ def assemble_analysis(
     morph: Morphometry,
     t2: T2Result | NotComputed,
     shape: ShapeModelResult | NotComputed,
+    segmentation_qc: SegmentationQC | None = None,
     *,
     inference: InferenceOptions,
     timings_s: dict[str, float],
@@ -54,6 +56,7 @@ def assemble_analysis(
         image=image,
         t2=t2,
         shape_model=shape,
+        segmentation_qc=segmentation_qc,
     )
 
 

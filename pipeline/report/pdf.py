@@ -78,6 +78,9 @@ def _page(title: str, results: dict, redact: C.Redactor, number: int) -> Figure:
     fig = Figure(figsize=A4_INCHES)
     fig.text(0.06, 0.965, title, fontsize=15, weight="bold")
     fig.text(0.06, 0.948, redact(f"Case {results['case_id']}"), fontsize=9)
+    badge = C.segmentation_verdict(results)
+    if badge is not None:
+        fig.text(0.94, 0.965, badge[0], fontsize=9, weight="bold", color=badge[1], ha="right")
     footer = f"{C.RESEARCH_STATEMENT}  KneeScope · {datetime.now(UTC):%Y-%m-%d %H:%M} UTC · page {number} of 2"
     fig.text(0.06, 0.02, textwrap.fill(footer, 130), fontsize=6.5, color="0.3")
     return fig
@@ -90,7 +93,7 @@ def _summary_page(result: AnalysisView, results: dict, redact: C.Redactor) -> Fi
     _text_block(fig, 0.06, y - 0.008, lines, redact, width=120)
     _slices(fig, result)
     _table(fig, results, top=0.50)
-    warnings = ["QC warnings:", *C.warning_lines(results)]
+    warnings = [*C.segmentation_qc_lines(results), "QC warnings:", *C.warning_lines(results)]
     _text_block(fig, 0.06, 0.235, warnings, redact, width=125, size=7)
     return fig
 
@@ -196,8 +199,11 @@ def _table(fig, results: dict, *, top: float) -> None:
     table = ax.table(cellText=rows, colLabels=header, colWidths=widths, loc="upper left", cellLoc="right")
     table.auto_set_font_size(False)
     table.set_fontsize(7)
+    unreliable = C.numbers_unreliable(results)  # a failed segmentation: its numbers greyed, the header says why
     for (row, col), cell in table.get_celld().items():
         cell.set_linewidth(0.3)
+        if unreliable and row > 0:
+            cell.get_text().set_color("0.6")
         if col == 0:
             cell.set_text_props(ha="left")
         if row == 0:

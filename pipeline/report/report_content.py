@@ -162,6 +162,36 @@ def dicom_line(results: dict) -> str:
     return "DICOM objects: " + "; ".join(parts)
 
 
+#: Colour of each segmentation QC verdict in the report.
+VERDICT_COLOURS = {"ok": "forestgreen", "review": "darkorange", "failed": "firebrick"}
+
+
+def segmentation_verdict(results: dict) -> tuple[str, str] | None:
+    """The page header's badge: ("Segmentation QC: REVIEW (score 0.62)", colour), None without a verdict."""
+    qc = results["qc"].get("segmentation")
+    if not qc:
+        return None
+    return f"Segmentation QC: {qc['verdict'].upper()} (score {number(qc['score'])})", VERDICT_COLOURS[qc["verdict"]]
+
+
+def segmentation_qc_lines(results: dict) -> list[str]:
+    """The verdict, what it rests on and its reasons (first lines of the QC block)."""
+    qc = results["qc"].get("segmentation")
+    if not qc:
+        return []
+    lines = [f"Segmentation QC: {qc['verdict']}, score {number(qc['score'])} ({qc['basis']})."]
+    if qc["verdict"] == "failed":
+        lines.append("The segmentation failed its quality check: the numbers in this report are unreliable.")
+    lines += [f"• {reason}" for reason in qc["reasons"]]
+    return lines
+
+
+def numbers_unreliable(results: dict) -> bool:
+    """True when the segmentation failed its quality check (the report greys its numbers)."""
+    qc = results["qc"].get("segmentation")
+    return bool(qc) and qc["verdict"] == "failed"
+
+
 def warning_lines(results: dict, *, limit: int = 10) -> list[str]:
     warnings = results["qc"]["warnings"]
     if not warnings:

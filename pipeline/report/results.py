@@ -17,6 +17,7 @@ from .dicom_seg_plan import seg_section
 from .table import row_of
 
 if TYPE_CHECKING:
+    from ..quality import SegmentationQC
     from ..shape.stage import ShapeModelResult
     from ..t2.stage import T2Result
 
@@ -45,6 +46,7 @@ class KneeAnalysis:
     shape_model: ShapeModelResult | NotComputed = field(
         default_factory=lambda: NotComputed("Shape model not requested.")
     )
+    segmentation_qc: SegmentationQC | None = None
 
     @property
     def t2_map(self) -> Volume | None:
@@ -78,7 +80,10 @@ class KneeAnalysis:
                 "laterality": self.laterality.to_dict(),
                 "structures": {name: s.to_dict() for name, s in self.structures.items()},
                 "cartilage": {name: r.to_dict() for name, r in self.cartilage.items()},
-                "qc": {"warnings": list(self.warnings)},
+                "qc": {
+                    "warnings": list(self.warnings),
+                    "segmentation": None if self.segmentation_qc is None else self.segmentation_qc.to_dict(),
+                },
                 "t2": self.t2.to_dict(),
                 "shape_model": self.shape_fit.section() if self.shape_fit is not None else self.shape_model.to_dict(),
                 "dicom_seg": seg_section(self),

@@ -81,6 +81,10 @@ def _dicom(key: str, what: str) -> tuple[Column, ...]:
     )
 
 
+def _segmentation_qc(name: str, key: str, meaning: str) -> Column:
+    return Column(f"qc_segmentation_{name}", f"qc.segmentation.{key}", meaning)
+
+
 def _nsm(name: str, key: str, meaning: str) -> Column:
     return Column(name, f"shape_model.{key}", meaning)
 
@@ -180,6 +184,29 @@ COLUMN_GROUPS: tuple[ColumnGroup, ...] = (
             *_dicom("dicom_sr", "the DICOM SR measurement report"),
             *_dicom("dicom_t2_map", "the DICOM T2 Parametric Map"),
         ),
+    ),
+    ColumnGroup(
+        "Segmentation QC",
+        (
+            _segmentation_qc(
+                "score", "score", "0-1: the expected mean cartilage Dice times the plausibility penalties"
+            ),
+            _segmentation_qc("verdict", "verdict", "ok, review or failed"),
+            _segmentation_qc("basis", "basis", "network confidence and plausibility, or plausibility only"),
+            Column("n_qc_segmentation_reasons", "qc.segmentation.reasons", "number of reasons", kind="count"),
+            Column("qc_segmentation_reasons", "qc.segmentation.reasons", "the reasons, joined by ' | '", kind="join"),
+        ),
+    ),
+    ColumnGroup(
+        "Segmentation QC per structure (empty for a given label map)",
+        (
+            Column(
+                "{structure}_expected_dice",
+                "qc.segmentation.per_structure.{structure}.expected_dice",
+                "the Dice the network's own probabilities predict for the structure",
+            ),
+        ),
+        over="structure",
     ),
 )
 

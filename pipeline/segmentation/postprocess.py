@@ -83,9 +83,22 @@ def check_image(image: Volume) -> None:
     check_not_blank(image, "The image")
 
 
-def knee_problems(canonical: np.ndarray, voxel_mm3: float) -> list[str]:
-    """Why a canonical label array does not look like a knee (empty list: it does). See MIN_BONE_MM3."""
+def knee_problems(
+    canonical: np.ndarray, voxel_mm3: float, spacing_kji: tuple[float, float, float] | None = None
+) -> list[str]:
+    """Why a canonical label array does not look like a knee (empty list: it does). See MIN_BONE_MM3.
+
+    With ``spacing_kji`` (the array's spacing, numpy order) the solidity erosion skips axes more than twice as
+    coarse as the finest: one voxel of a 5 mm slice is not a shell, and thick-slice bones would look hollow.
+    """
     from scipy import ndimage
+
+    cross = ndimage.generate_binary_structure(3, 1)
+    if spacing_kji is not None:
+        for axis, step in enumerate(spacing_kji):
+            if step > 2.0 * min(spacing_kji):
+                cross[tuple(0 if a == axis else 1 for a in range(3))] = False
+                cross[tuple(2 if a == axis else 1 for a in range(3))] = False
 
     def volume(*names: str) -> float:
         return sum(float(np.count_nonzero(canonical == L.CANONICAL[n])) for n in names) * voxel_mm3
@@ -99,7 +112,7 @@ def knee_problems(canonical: np.ndarray, voxel_mm3: float) -> list[str]:
         mask = canonical == L.CANONICAL[bone]
         box = ndimage.find_objects(mask.astype(np.uint8))[0]
         solid = np.pad(mask[box], 1)
-        shell = 1.0 - np.count_nonzero(ndimage.binary_erosion(solid)) / np.count_nonzero(solid)
+        shell = 1.0 - np.count_nonzero(ndimage.binary_erosion(solid, cross)) / np.count_nonzero(solid)
         if shell > MAX_BONE_SHELL_FRACTION:
             problems.append(f"{bone} is fragmented, not a solid bone ({shell:.0%} of it is surface)")
     cartilage = {
@@ -113,7 +126,7 @@ def knee_problems(canonical: np.ndarray, voxel_mm3: float) -> list[str]:
 
 
 def check_knee_found(canonical: np.ndarray, image: Volume) -> None:
-    problems = knee_problems(canonical, image.voxel_volume_mm3)
+    problems = knee_problems(canonical, image.voxel_volume_mm3, image.spacing[::-1])
     if problems:
         raise EmptySegmentationError(
             "No knee structures found in the image: " + "; ".join(problems) + ". Check that it is a knee MRI of the "

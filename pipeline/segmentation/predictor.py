@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,15 +28,20 @@ def predictor_class():
     """nnUNetPredictor that reports every sliding-window tile, runs the network through a backend, can switch fp16
     autocast off and can skip tiles outside the knee.
 
-    Relies on internal methods of nnunetv2 2.8.1: ``predict_sliding_window_return_logits`` gets the preprocessed
-    image, ``_internal_get_sliding_window_slicers`` is called once per image and returns the tiles, and
-    ``_internal_maybe_mirror_and_predict`` runs once per tile, in that order, calling ``self.network``. Pinned in
-    requirements.txt; tests/pipeline/segmentation/test_segmenter.py and test_backends.py check the tiles and the
-    backends.
+    With ``measure_confidence`` it also summarises the network's certainty (``confidence``): each mirrored copy's
+    argmax per tile, and the aggregated logits once per image, before nnU-Net resamples and argmaxes them.
+
+    Relies on internal methods of nnunetv2 2.8.1: ``predict_logits_from_preprocessed_data`` returns the aggregated
+    logits, ``predict_sliding_window_return_logits`` gets the preprocessed image,
+    ``_internal_get_sliding_window_slicers`` is called once per image and returns the tiles, and
+    ``_internal_maybe_mirror_and_predict`` runs once per tile, in that order, calling ``self.network`` first on the
+    tile and then on its flips in ``itertools.combinations`` order. Pinned in requirements.txt;
+    tests/pipeline/segmentation/ (test_segmenter.py, test_backends.py, test_confidence.py) check them.
     """
     import torch
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
+    from .confidence import ConfidenceAccumulator, NetworkConfidence
     from .tiles import knee_box, tiles_needed
 
     class TileReportingPredictor(nnUNetPredictor):
@@ -49,6 +56,24 @@ def predictor_class():
         _box = None
         _needed: list[bool] | None = None
         _empty_logits = None
+        measure_confidence: bool = True
+        confidence: NetworkConfidence | None = None
+        _accumulator: ConfidenceAccumulator | None = None
+
+        def predict_logits_from_preprocessed_data(self, data):
+            self.confidence, self._accumulator = None, None
+            if self.measure_confidence:
+                mirror_axes = tuple(self.allowed_mirroring_axes or ()) if self.use_mirroring else ()
+                self._accumulator = ConfidenceAccumulator(
+                    self.label_manager.num_segmentation_heads,
+                    tuple(float(s) for s in self.configuration_manager.spacing),
+                    mirror_axes,
+                )
+            logits = super().predict_logits_from_preprocessed_data(data)
+            if self._accumulator is not None:
+                self.confidence = self._accumulator.finish(logits)
+                self._accumulator = None
+            return logits
 
         def predict_sliding_window_return_logits(self, input_image):
             self._image_shape, self._empty_logits, self._box = tuple(input_image.shape[1:]), None, None
@@ -81,15 +106,52 @@ def predictor_class():
             no_fp16 = self.device.type == "cuda" and not self.fp16
             untyped: Any = self  # nnU-Net's attributes carry no types
             network = untyped.network
-            if self.runner is not None:
-                untyped.network = self.runner  # nnU-Net's mirroring calls self.network; swap it for this tile only
+            call = self.runner if self.runner is not None else network
+            votes = None
+            if self._accumulator is not None and self._accumulator.mirror_axes:
+                call = votes = MirrorVotes(call, self._accumulator.mirror_axes)
+            untyped.network = call  # nnU-Net's mirroring calls self.network; swap it for this tile only
             try:
                 with torch.autocast("cuda", enabled=False) if no_fp16 else contextlib.nullcontext():
-                    return super()._internal_maybe_mirror_and_predict(x)
+                    out = super()._internal_maybe_mirror_and_predict(x)
             finally:
                 untyped.network = network
+            if votes is not None and self._accumulator is not None:
+                self._accumulator.add_mirror_votes(out, votes.copies, seconds_spent=votes.seconds)
+            return out
 
     return TileReportingPredictor
+
+
+class MirrorVotes:
+    """Calls the network as nnU-Net's mirroring does, keeping each mirrored copy's argmax flipped back.
+
+    nnU-Net calls ``self.network`` on the tile, then on its flips over every combination of the mirror axes in
+    ``itertools.combinations`` order (1 axis, then 2, ...), and flips each output back before averaging. The logits
+    pass through untouched; only a (1, ...) argmax per copy is kept (not a logit copy: memory stays small).
+    """
+
+    def __init__(self, network: Callable, mirror_axes: tuple[int, ...]):
+        self.network = network
+        spatial = [a + 2 for a in mirror_axes]
+        self._flips = [()] + [c for i in range(len(spatial)) for c in itertools.combinations(spatial, i + 1)]
+        self.copies: list = []
+        self.seconds = 0.0  # spent on the votes (the confidence's cost), not on the network
+
+    def __call__(self, x):
+        import torch
+
+        from .confidence import channel_argmax, one_thread
+
+        out = self.network(x)
+        t0 = time.perf_counter()
+        flip = self._flips[len(self.copies)] if len(self.copies) < len(self._flips) else ()
+        with one_thread():
+            vote = channel_argmax(out, dim=1)
+        # the argmax drops the channel axis: a flip of array axis a (>= 2) of the logits is axis a - 1 of the vote
+        self.copies.append(torch.flip(vote, [a - 1 for a in flip]) if flip else vote)
+        self.seconds += time.perf_counter() - t0
+        return out
 
 
 def load_stage(folder: Path, fold, checkpoint: str, device, tile_step_size: float, what_to_do: str) -> Stage:

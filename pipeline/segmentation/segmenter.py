@@ -24,11 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import labels as L
 from ..config import InferenceOptions
 from ..errors import InvalidInputError
 from ..io.limits import CaseCost
 from ..progress import ProgressFn, no_progress
 from ..volume import Volume
+from .confidence import NetworkConfidence
 from .cost import nnunet_cost
 from .devices import select_device
 from .label_map import LabelMapping, map_model_labels
@@ -45,17 +47,22 @@ class Segmentation:
     Attributes:
         labels: canonical label map (uint8), same geometry as the input image.
         provenance: model and checkpoints, device, options, label mapping, post-processing, seconds.
+        confidence: the network's per-structure certainty (``confidence``), None when not measured.
     """
 
     labels: Volume
     provenance: dict
+    confidence: NetworkConfidence | None = None
 
 
 class Segmenter:
     """One nnU-Net model (one stage, or a lowres -> cascade_fullres pair) loaded once; one image at a time.
 
     Build with :meth:`from_model` (a manifest model resolved by ``pipeline.weights``) or :meth:`from_folders`.
+    ``measure_confidence`` (default on) summarises the network's certainty with every segmentation.
     """
+
+    measure_confidence: bool = True
 
     def __init__(
         self,
@@ -146,7 +153,12 @@ class Segmenter:
 
     # --- prediction ---
     def predict(
-        self, image: Volume, *, progress: ProgressFn | None = None, mirroring: bool | None = None
+        self,
+        image: Volume,
+        *,
+        progress: ProgressFn | None = None,
+        mirroring: bool | None = None,
+        require_knee: bool | None = None,
     ) -> Segmentation:
         """Segment one image; the label map comes back on the image's grid in the canonical scheme.
 
@@ -154,6 +166,8 @@ class Segmenter:
             image: the MRI, any orientation; spacing in mm.
             progress: optional callback(fraction 0-1, message), called per stage and per sliding-window tile.
             mirroring: test-time mirroring (up to 8x slower); None = the segmenter's default.
+            require_knee: raise when nothing knee-like was found; None = the segmenter's default. The engine's
+                analysis passes False: its quality check marks such a result "failed" instead (pipeline.quality).
         Raises:
             EmptySegmentationError: blank image, or nothing knee-like found ("no knee structures found").
         """
@@ -164,13 +178,14 @@ class Segmenter:
             t0 = time.perf_counter()
             report(0.0, "Preparing image for segmentation")
             model_labels, seconds, tiles, skipped = self._run_stages(image, report, use_mirroring)
+            confidence = self._confidence()
             report(0.92, "Cleaning up the segmentation")
             t1 = time.perf_counter()
             canonical, changes = postprocess(self.mapping.lookup_table()[model_labels])
             seconds["postprocessing"] = time.perf_counter() - t1
             seconds["total"] = time.perf_counter() - t0
             self._free_memory()
-        if self.require_knee:
+        if self.require_knee if require_knee is None else require_knee:
             check_knee_found(canonical, image)
         report(1.0, "Segmentation complete")
         provenance = {
@@ -191,11 +206,20 @@ class Segmenter:
                 "soft_tissue_min_piece_fraction": SOFT_TISSUE_MIN_PIECE_FRACTION,
             },
             "seconds": {k: round(v, 3) for k, v in seconds.items()},
+            "confidence": None if confidence is None else confidence.describe(),
         }
         # Fresh meta: the label map must not carry the image's file name and checksum as if they were its own.
         meta = {"content": "segmentation", "label_scheme": "canonical", "segmented_from": image.meta.get("file_name")}
         labels = Volume(canonical.astype(np.uint8), image.spacing, image.origin, image.direction, meta=meta)
-        return Segmentation(labels=labels, provenance=provenance)
+        return Segmentation(labels=labels, provenance=provenance, confidence=confidence)
+
+    def _confidence(self) -> NetworkConfidence | None:
+        """The last stage's confidence, keyed by structure name."""
+        raw = self._stages[-1].predictor.confidence
+        if raw is None:
+            return None
+        names = {v: k for k, v in L.CANONICAL.items()}
+        return raw.for_structures({m: names[c] for m, c in self.mapping.model_to_canonical.items()})
 
     def _run_stages(self, image: Volume, report: ProgressFn, mirroring: bool):
         # SimpleITK array order in, spacing reversed to match (the single axis-order conversion for nnU-Net).
@@ -208,6 +232,7 @@ class Segmenter:
             stage.predictor.use_mirroring = mirroring
             stage.predictor.fp16 = self.options.fp16
             stage.predictor.on_tile = _tile_reporter(report, lo, hi, stage.configuration)
+            stage.predictor.measure_confidence = self.measure_confidence and i == n - 1
             report(lo, f"{stage.configuration}: preprocessing")
             t0 = time.perf_counter()
             try:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from .. import labels as L
 from ..volume import Volume
 
 # Rough DESS-like tissue signal (arbitrary units): fluid bright, cartilage intermediate, marrow darker.
-_TISSUE_SIGNAL = {
+TISSUE_SIGNAL: Mapping[int, float] = {
     0: 60.0,
     L.CANONICAL[L.FEMUR]: 180.0,
     L.CANONICAL[L.TIBIA]: 170.0,
@@ -22,17 +24,25 @@ _TISSUE_SIGNAL = {
 }
 
 
-def render_mr(labels: Volume, *, seed: int = 0, noise: float = 0.04, bias: float = 0.25) -> Volume:
+def render_mr(
+    labels: Volume,
+    *,
+    seed: int = 0,
+    noise: float = 0.04,
+    bias: float = 0.25,
+    tissue_signal: Mapping[int, float] | None = None,
+) -> Volume:
     """An MR-like intensity image from a canonical label map.
 
-    Tissue signal per label, partial-volume blur (0.4 mm), a smooth multiplicative bias field and Rician-like
-    noise (``noise`` times the cartilage signal). Synthetic: for tests and the demo model only.
+    Tissue signal per label (``tissue_signal``: label value -> signal; default DESS-like, ``TISSUE_SIGNAL``),
+    partial-volume blur (0.4 mm), a smooth multiplicative bias field and Rician-like noise (``noise`` times the
+    cartilage signal). Synthetic: for tests and the demo model only.
     """
     from scipy import ndimage
 
     rng = np.random.default_rng(seed)
     lut = np.zeros(256, dtype=np.float32)
-    for value, signal in _TISSUE_SIGNAL.items():
+    for value, signal in (TISSUE_SIGNAL if tissue_signal is None else tissue_signal).items():
         lut[value] = signal
     image = lut[labels.array]
     sigma_vox = [0.4 / s for s in labels.spacing[::-1]]
