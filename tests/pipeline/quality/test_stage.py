@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from pipeline import labels as L
-from tests.fixtures.quality import MSKT_SCHEME, demo_analysis, demo_engine, example_analysis, mskt_file
+from tests.fixtures.mskt import mskt_file
+from tests.fixtures.quality import MSKT_SCHEME, demo_analysis, demo_engine, example_analysis
 
 
 def test_built_in_example_segmented_by_the_demo_model_is_ok():

@@ -90,6 +90,7 @@ def report_with(tmp_path, **qc):
     """The jittered case's report built again with these qc entries (a results.json dict built here), validated."""
     case = jittered_mese_case()
     results = copy.deepcopy(case.results_json)
+    results["qc"].pop("segmentation", None)  # only the verdict given here, if any
     results["qc"].update(qc)
     segs = [hd.seg.segread(case.files[name]) for name in ("jittered_seg.dcm", "jittered_subregions_seg.dcm")]
     report = build_measurement_report(case.result, results, segs)
@@ -113,7 +114,7 @@ def test_no_quality_group_without_warnings_or_verdict(tmp_path):
 
 @pytest.mark.parametrize(("verdict", "code"), [("ok", "111237"), ("review", "111236"), ("failed", "111235")])
 def test_segmentation_qc_verdict_becomes_a_coded_evaluation(verdict, code, tmp_path):
-    """results.json's qc.segmentation (being added by another issue) as a dict built here."""
+    """results.json's qc.segmentation as a dict built here, one per verdict."""
     report = report_with(tmp_path, segmentation={"score": 0.42, "verdict": verdict, "reasons": ["built here"]})
     (evaluation,) = quality_group(report).get_qualitative_evaluations()
     assert (evaluation.name.value, evaluation.value.value) == ("111050", code)
