@@ -40,9 +40,11 @@ serve: $(STAMP)
 example: $(STAMP)
 	$(PY) -m pipeline example --out out/example
 
-# The same gate as CI: lint, format, types, then the tests.
+# The same gate as CI: lint, format, types, then the tests, one pytest-xdist worker per core (a module's tests stay
+# on one worker, so its module-scoped fixtures are built once; tests/conftest.py divides the numeric threads).
+TEST_WORKERS ?= auto
 test: $(STAMP) system-tools check
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 check: $(STAMP)
 	$(PY) -m ruff check .

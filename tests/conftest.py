@@ -9,7 +9,13 @@ import tempfile
 
 import pytest
 
-from tests.fixtures.knees import analysed, phantom
+# Under pytest-xdist (`make test` runs one worker per core) each worker gets its share of the cores for its numeric
+# threads (torch, OpenVINO and OpenMP read this): two workers each spinning two threads on two cores were slower.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+
+from tests.fixtures.knees import analysed, phantom  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
