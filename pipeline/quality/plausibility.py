@@ -86,9 +86,10 @@ def plausibility_findings(
         shape_assd_mm: the shape model's bone reconstruction distance, when the fit ran.
     """
     findings: list[Finding] = []
+    boxes = label_boxes(labels)
     for name in L.STRUCTURES:
         if name in assessed:
-            findings += _structure_findings(labels, name, structures[name])
+            findings += _structure_findings(labels, name, structures[name], boxes.get(name))
     for plate, structure in PLATE_STRUCTURE.items():
         region = cartilage.get(plate)
         if structure in assessed and structures[structure].present and region is not None:
@@ -102,7 +103,9 @@ def plausibility_findings(
     return findings
 
 
-def _structure_findings(labels: Volume, name: str, stats: StructureStats) -> list[Finding]:
+def _structure_findings(
+    labels: Volume, name: str, stats: StructureStats, box: tuple[slice, ...] | None
+) -> list[Finding]:
     pretty = L.structure_display_name(name).lower()
     if not stats.present or stats.volume_mm3 is None:
         return [Finding(name, "missing", REVIEW if name in L.MENISCI else FAILED, f"{pretty} missing")]
@@ -110,10 +113,10 @@ def _structure_findings(labels: Volume, name: str, stats: StructureStats) -> lis
         _ranged(name, "volume", f"{pretty} volume outside the usual range", stats.volume_mm3, R.VOLUME_MM3[name], "mm3")
     ]
     if name in R.WIDTH_MM:
-        width = bone_width_mm(labels, name)
+        width = bone_width_mm(labels, name, box)
         out.append(_ranged(name, "width", f"{pretty} width outside the usual range", width, R.WIDTH_MM[name], "mm"))
     if name in R.MAX_PIECES:
-        pieces, attached = pieces_and_attachment(labels, name)
+        pieces, attached = pieces_and_attachment(labels, name, box)
         if pieces > R.MAX_PIECES[name]:
             out.append(
                 Finding(name, "pieces", REVIEW, f"{pretty} in {pieces} pieces", pieces, f"<= {R.MAX_PIECES[name]}")
@@ -177,30 +180,54 @@ def pose_degrees(labels: Volume) -> float | None:
     return max(angles)
 
 
-def bone_width_mm(labels: Volume, bone: str) -> float | None:
-    """The bone's extent along the patient's left-right axis (LPS x), 0.5th to 99.5th percentile of its voxels."""
-    mask = labels.array == L.CANONICAL[bone]
+def bone_width_mm(labels: Volume, bone: str, box: tuple[slice, ...] | None = None) -> float | None:
+    """The bone's extent along the patient's left-right axis (LPS x), 0.5th to 99.5th percentile of its voxels.
+
+    ``box``: the bone's bounding box (``structure_box``), when the caller has it: only that part is searched.
+    """
+    box = box or structure_box(labels, bone)
+    if box is None:
+        return None
+    mask = labels.array[box] == L.CANONICAL[bone]
     count = int(np.count_nonzero(mask))
     if count == 0:
         return None
     step = 2 if count > _WIDTH_SUBSAMPLE_ABOVE else 1
-    kji = np.argwhere(mask[::step, ::step, ::step]) * step
+    kji = np.argwhere(mask[::step, ::step, ::step]) * step + np.array([s.start for s in box])
     x = labels.index_to_physical(kji[:, ::-1].astype(float))[:, 0]
     low, high = np.percentile(x, [0.5, 99.5])
     return float(high - low) + labels.spacing[int(np.argmax(np.abs(labels.direction[0])))]
 
 
-def pieces_and_attachment(labels: Volume, structure: str) -> tuple[int, float | None]:
-    """Pieces of ``structure`` of at least PIECE_FRACTION of its largest (26-connected), and for cartilage the
-    share of its volume in pieces that touch its bone (None for menisci)."""
+def structure_box(labels: Volume, structure: str) -> tuple[slice, ...] | None:
+    """The bounding box (array index slices) of one structure, None when absent."""
+    return label_boxes(labels).get(structure)
+
+
+def label_boxes(labels: Volume) -> dict[str, tuple[slice, ...]]:
+    """Every canonical structure's bounding box, found in one pass over the label map (absent ones left out)."""
     from scipy import ndimage
 
-    mask = labels.array == L.CANONICAL[structure]
-    box = ndimage.find_objects(mask.astype(np.uint8))
-    if not box:
+    boxes = ndimage.find_objects(labels.array)
+    found = {}
+    for name, value in L.CANONICAL.items():
+        if value - 1 < len(boxes) and boxes[value - 1] is not None:
+            found[name] = boxes[value - 1]
+    return found
+
+
+def pieces_and_attachment(
+    labels: Volume, structure: str, box: tuple[slice, ...] | None = None
+) -> tuple[int, float | None]:
+    """Pieces of ``structure`` of at least PIECE_FRACTION of its largest (26-connected), and for cartilage the
+    share of its volume in pieces that touch its bone (None for menisci). ``box`` as for :func:`bone_width_mm`."""
+    from scipy import ndimage
+
+    box = box or structure_box(labels, structure)
+    if box is None:
         return 0, None
-    padded = tuple(slice(max(0, s.start - 1), s.stop + 1) for s in box[0])
-    pieces, _ = ndimage.label(mask[padded], structure=np.ones((3, 3, 3), dtype=bool))
+    padded = tuple(slice(max(0, s.start - 1), s.stop + 1) for s in box)
+    pieces, _ = ndimage.label(labels.array[padded] == L.CANONICAL[structure], structure=np.ones((3, 3, 3), dtype=bool))
     sizes = np.bincount(pieces.ravel())
     sizes[0] = 0
     significant = int(np.count_nonzero(sizes >= R.PIECE_FRACTION * sizes.max()))
