@@ -13,7 +13,7 @@ import pytest
 # threads (torch, OpenVINO and OpenMP read this): two workers each spinning two threads on two cores were slower.
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
 if _WORKERS > 1:
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // _WORKERS)))
 
 from tests.fixtures.knees import analysed, phantom  # noqa: E402
 
