@@ -139,6 +139,8 @@ def done(results: dict, source: str, retention_hours: float) -> str:
     ]
     if verdict is not None:
         _, heading = VERDICTS[verdict]
+        if str(results["qc"]["segmentation"].get("basis", "")).startswith("anatomical plausibility only"):
+            heading = heading.rstrip(".:") + " (anatomy checks only, no network confidence)" + heading[-1]
         reason_text = "; ".join(reasons) if reasons else ""
         parts.append(
             f'<div class="ks-verdict" data-verdict="{verdict}">{html.escape(heading)} {html.escape(reason_text)}</div>'
