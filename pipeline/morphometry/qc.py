@@ -49,22 +49,33 @@ class StructureStats:
         }
 
 
+def label_boxes(labels: Volume) -> dict[str, tuple[slice, ...]]:
+    """Every canonical structure's bounding box (array index slices), found in one pass over the label map; absent
+    structures are left out."""
+    from scipy import ndimage
+
+    boxes = ndimage.find_objects(labels.array)
+    return {
+        name: boxes[value - 1]
+        for name, value in L.CANONICAL.items()
+        if value - 1 < len(boxes) and boxes[value - 1] is not None
+    }
+
+
 def structure_stats(labels: Volume) -> dict[str, StructureStats]:
     from scipy import ndimage
 
     out = {}
     counts = np.bincount(labels.array.ravel(), minlength=16)
+    boxes = label_boxes(labels)
     structure_26 = np.ones((3, 3, 3), dtype=bool)
     for name in L.STRUCTURES:
         value = L.CANONICAL[name]
         n_voxels = int(counts[value])
-        if n_voxels == 0:
+        if n_voxels == 0 or name not in boxes:
             out[name] = StructureStats(False, value, None, 0, None)
             continue
-        mask = labels.array == value
-        nz = np.argwhere(mask)
-        lo, hi = nz.min(0), nz.max(0) + 1
-        components, n = ndimage.label(mask[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]], structure_26)
+        components, n = ndimage.label(labels.array[boxes[name]] == value, structure_26)
         sizes = np.sort(np.bincount(components.ravel())[1:])[::-1]
         second = float(sizes[1]) * labels.voxel_volume_mm3 if n > 1 else 0.0
         out[name] = StructureStats(

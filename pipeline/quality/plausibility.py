@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import labels as L
-from ..morphometry.qc import StructureStats
+from ..morphometry.qc import StructureStats, label_boxes
 from ..morphometry.summary import RegionResult
 from ..segmentation.postprocess import knee_problems
 from ..volume import Volume
@@ -202,18 +202,6 @@ def bone_width_mm(labels: Volume, bone: str, box: tuple[slice, ...] | None = Non
 def structure_box(labels: Volume, structure: str) -> tuple[slice, ...] | None:
     """The bounding box (array index slices) of one structure, None when absent."""
     return label_boxes(labels).get(structure)
-
-
-def label_boxes(labels: Volume) -> dict[str, tuple[slice, ...]]:
-    """Every canonical structure's bounding box, found in one pass over the label map (absent ones left out)."""
-    from scipy import ndimage
-
-    boxes = ndimage.find_objects(labels.array)
-    found = {}
-    for name, value in L.CANONICAL.items():
-        if value - 1 < len(boxes) and boxes[value - 1] is not None:
-            found[name] = boxes[value - 1]
-    return found
 
 
 def pieces_and_attachment(
