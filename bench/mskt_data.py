@@ -26,6 +26,22 @@ LABEL_MAPS = (
     "Par_Rec_T2_Test/T2-label.nrrd",
 )
 MESE_SERIES = "MESE_T2_dicom_data_anon"
+# Label values of the sdist's label maps. How they were decided (bench/RESULTS.md): volume and position in patient
+# space (bones by size, femur superior, tibia inferior, patella anterior; cartilage by which bone it touches;
+# menisci are rings that do not touch bone; medial = toward patient left (+x, LPS) in these right knees, the
+# fibula (SAG_3D_DESS, label 8) lying on the other, lateral side); pymskt's own examples use the same numbers.
+RIGHT_KNEE_EXAMPLE = {
+    "femur": 5,
+    "tibia": 6,
+    "patella": 7,
+    "femoral_cartilage": 1,
+    "medial_tibial_cartilage": 2,
+    "lateral_tibial_cartilage": 3,
+    "patellar_cartilage": 4,
+}
+SAG_3D_DESS = {**RIGHT_KNEE_EXAMPLE, "medial_meniscus": 10, "lateral_meniscus": 9}  # 8 = fibula, not analysed
+#: Each label map's scheme (the Par/Rec T2 map uses the right_knee_example values).
+SCHEMES = {LABEL_MAPS[0]: RIGHT_KNEE_EXAMPLE, LABEL_MAPS[1]: SAG_3D_DESS, LABEL_MAPS[2]: RIGHT_KNEE_EXAMPLE}
 _failures: list[str] = []  # why a fetch failed in this process, so later callers do not wait for it again
 
 

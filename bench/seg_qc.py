@@ -261,13 +261,10 @@ def print_figures(f: dict) -> None:
 # --- real data ------------------------------------------------------------------------------------------------
 def real_cases() -> list[dict]:
     """The acceptance cases on real data and on the built-in example (see the module docstring)."""
-    from bench.mskt_data import LABEL_MAPS, MESE_SERIES, mskt_data
+    from bench.mskt_data import LABEL_MAPS, MESE_SERIES, SCHEMES, mskt_data
     from pipeline.engine import Engine, analyze_labels
     from pipeline.synthetic import make_phantom, render_mr
 
-    mskt_scheme = {"femur": 5, "tibia": 6, "patella": 7, "femoral_cartilage": 1, "medial_tibial_cartilage": 2,
-                   "lateral_tibial_cartilage": 3, "patellar_cartilage": 4}  # fmt: skip
-    schemes = {LABEL_MAPS[1]: {**mskt_scheme, "medial_meniscus": 10, "lateral_meniscus": 9}}
     out = []
 
     def record(name: str, result, expected: str) -> None:
@@ -278,7 +275,7 @@ def real_cases() -> list[dict]:
         log(f"  {name:52s} {qc.verdict:7s} score {qc.score:.3f}  (expected {expected})  {'; '.join(qc.reasons[:4])}")
 
     for path in LABEL_MAPS:
-        record(f"given labels: {path}", analyze_labels(mskt_data(path), scheme=schemes.get(path, mskt_scheme)), "ok")
+        record(f"given labels: {path}", analyze_labels(mskt_data(path), scheme=SCHEMES[path]), "ok")
     engine = Engine.load("demo", download=False)
     record(f"demo model on the real GE MESE series {MESE_SERIES}",
            engine.analyze(mskt_data(MESE_SERIES), t2=False), "review or failed")  # fmt: skip

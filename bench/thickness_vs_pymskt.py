@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.mskt_data import mskt_data  # noqa: E402
+from bench.mskt_data import RIGHT_KNEE_EXAMPLE, SAG_3D_DESS, mskt_data  # noqa: E402
 
 BENCH = ROOT / "bench"
 DATA = BENCH / "data"
@@ -64,20 +64,6 @@ BONE_OF = {"femoral": "femur", "medial_tibial": "tibia", "lateral_tibial": "tibi
 # Predecessor's BoneMesh settings (reference-pipeline §2.6): bone, n_points (ACVD clusters), crop_percent.
 PREDECESSOR_BONES = (("femur", 20_000, 0.8), ("tibia", 20_000, 0.8), ("patella", 10_000, None))
 
-# Label values in the sdist files. How they were decided (bench/RESULTS.md): volume and position in patient
-# space (bones by size, femur superior, tibia inferior, patella anterior; cartilage by which bone it touches;
-# menisci are rings that do not touch bone; medial = toward patient left (+x, LPS) in these right knees, the
-# fibula (file 2, label 8) lying on the other, lateral side); pymskt's own examples use the same numbers.
-RIGHT_KNEE_EXAMPLE = {
-    "femur": 5,
-    "tibia": 6,
-    "patella": 7,
-    "femoral_cartilage": 1,
-    "medial_tibial_cartilage": 2,
-    "lateral_tibial_cartilage": 3,
-    "patellar_cartilage": 4,
-}
-SAG_3D_DESS = {**RIGHT_KNEE_EXAMPLE, "medial_meniscus": 10, "lateral_meniscus": 9}  # 8 = fibula, not analysed
 CANONICAL = {
     "femur": 1,
     "tibia": 2,

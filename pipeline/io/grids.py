@@ -24,6 +24,24 @@ def axis_mapping(moving: Volume, fixed: Volume) -> tuple[tuple[int, int, int], t
     Returns (perm, flip) in ITK axis order: fixed axis b is moving axis perm[b], reversed where flip[b]; None when
     the grids do not share their voxel centres.
     """
+    found = _signed_permutation(moving, fixed)
+    if found is None:
+        return None
+    perm, flip, shift = found
+    for b in range(3):
+        if moving.size[perm[b]] != fixed.size[b]:
+            return None
+        expected = fixed.size[b] - 1 if flip[b] else 0
+        if abs(shift[b] - expected) > INDEX_TOLERANCE:
+            return None
+    return perm, flip
+
+
+def _signed_permutation(
+    moving: Volume, fixed: Volume
+) -> tuple[tuple[int, int, int], tuple[bool, bool, bool], np.ndarray] | None:
+    """(perm, flip, shift) when ``moving``'s index axes are ``fixed``'s permuted and possibly reversed (fixed axis b
+    is moving axis perm[b]; shift: where moving's index 0 lands, in fixed indices); None for any other rotation."""
     m = np.linalg.inv(fixed.affine) @ moving.affine  # moving index -> fixed index
     rotation, shift = m[:3, :3], m[:3, 3]
     signs = np.rint(rotation)
@@ -33,28 +51,17 @@ def axis_mapping(moving: Volume, fixed: Volume) -> tuple[tuple[int, int, int], t
         return None
     perm = tuple(int(np.flatnonzero(signs[b])[0]) for b in range(3))
     flip = tuple(bool(signs[b, perm[b]] < 0) for b in range(3))
-    for b in range(3):
-        if moving.size[perm[b]] != fixed.size[b]:
-            return None
-        expected = fixed.size[b] - 1 if flip[b] else 0
-        if abs(shift[b] - expected) > INDEX_TOLERANCE:
-            return None
-    return perm, flip  # type: ignore[return-value]
+    return perm, flip, shift  # type: ignore[return-value]
 
 
 def embed_on_grid(moving: Volume, fixed: Volume) -> Volume | None:
     """``moving``'s voxels on ``fixed``'s grid when they are a block of it (same voxel centres, axes permuted or
     flipped, possibly fewer slices, e.g. a DICOM-SEG that left out its empty frames); zeros elsewhere. None when
     the grids do not share their voxel centres."""
-    m = np.linalg.inv(fixed.affine) @ moving.affine  # moving index -> fixed index
-    rotation, shift = m[:3, :3], m[:3, 3]
-    signs = np.rint(rotation)
-    if np.abs(rotation - signs).max() > INDEX_TOLERANCE or not np.array_equal(np.abs(signs).sum(0), np.ones(3)):
+    found = _signed_permutation(moving, fixed)
+    if found is None:
         return None
-    if not np.array_equal(np.abs(signs).sum(1), np.ones(3)):
-        return None
-    perm = [int(np.flatnonzero(signs[b])[0]) for b in range(3)]
-    flip = [bool(signs[b, perm[b]] < 0) for b in range(3)]
+    perm, flip, shift = found
     starts = []
     for b in range(3):
         n = moving.size[perm[b]]

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from bench.mskt_data import SAG_3D_DESS
 from pipeline import labels as L
 from tests.fixtures.mskt import mskt_file
-from tests.fixtures.quality import MSKT_SCHEME, demo_analysis, demo_engine, example_analysis
+from tests.fixtures.quality import demo_analysis, demo_engine, example_analysis
 
 
 def test_built_in_example_segmented_by_the_demo_model_is_ok():
@@ -46,7 +47,7 @@ def test_real_label_map_given_is_ok():
     from pipeline.engine import analyze_labels
 
     path = mskt_file("SAG_3D_DESS_RIGHT_bones_cart_men_fib-label.nrrd")
-    scheme = {**MSKT_SCHEME, "medial_meniscus": 10, "lateral_meniscus": 9}
+    scheme = SAG_3D_DESS
     qc = analyze_labels(path, scheme=scheme).segmentation_qc
     assert qc.verdict == "ok" and qc.findings == () and qc.network is None, qc.reasons
 
