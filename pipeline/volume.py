@@ -71,9 +71,8 @@ class Volume:
         return (np.asarray(xyz, dtype=float) - a[:3, 3]) @ np.linalg.inv(a[:3, :3]).T
 
     def voxel_points(self, mask: np.ndarray) -> np.ndarray:
-        """LPS mm centres of the voxels where ``mask`` (numpy order) is true, shape (N, 3)."""
-        kji = np.argwhere(mask)
-        return self.index_to_physical(kji[:, ::-1])
+        """LPS mm centres of the voxels where ``mask`` (numpy order) is true, shape (N, 3), in C order."""
+        return self.index_to_physical(mask_indices(mask)[:, ::-1])
 
     @property
     def orientation(self) -> str:
@@ -145,3 +144,37 @@ class Volume:
 
 def _fmt(values) -> str:
     return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
+
+
+def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
+    """The smallest box (index slices, numpy order) holding every true voxel of ``mask``; None if there is none.
+
+    Found from the mask's projections on each axis: a few milliseconds on a 384x384x160 grid, where
+    ``np.argwhere`` needs tens to hundreds (it lists every voxel).
+    """
+    box = []
+    for axis in range(mask.ndim):
+        others = tuple(a for a in range(mask.ndim) if a != axis)
+        hits = np.flatnonzero(mask.any(axis=others))
+        if not len(hits):
+            return None
+        box.append(slice(int(hits[0]), int(hits[-1]) + 1))
+    return tuple(box)
+
+
+def mask_indices(mask: np.ndarray) -> np.ndarray:
+    """``np.argwhere(mask)`` (same rows, same C order), listing only the mask's bounding box."""
+    box = bounding_box(mask)
+    if box is None:
+        return np.zeros((0, mask.ndim), dtype=np.intp)
+    return np.argwhere(mask[box]) + np.array([s.start for s in box])
+
+
+def value_counts(data: np.ndarray, *, chunk: int = 1 << 20) -> np.ndarray:
+    """``np.bincount(data.ravel())`` for non-negative integer voxels, counted a chunk at a time: bincount widens
+    its input to 64 bits, which for a whole 384x384x160 grid means a 190 MB copy and most of a second."""
+    flat = data.ravel()
+    counts = np.zeros(int(flat.max(initial=0)) + 1, dtype=np.int64)
+    for start in range(0, flat.size, chunk):
+        counts += np.bincount(flat[start : start + chunk], minlength=len(counts))
+    return counts

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..labels import LabelScheme, resolve_scheme
-from ..volume import Volume
+from ..volume import Volume, value_counts
 from .files import check_3d, read_volume_file, with_file_facts
 from .label_types import LoadedLabels, SchemeSpec
 from .limits import ImageLimits
@@ -66,10 +66,12 @@ def to_canonical(volume: Volume, scheme: SchemeSpec, *, name: str = "label map")
                 "is it an MRI rather than a segmentation? Give the label map with --labels."
             )
         data = rounded
-    data = data.astype(np.int64, copy=False)
-    if data.min() < 0 or data.max() > 65535:
-        raise InvalidInputError(f"{name}: label values range {data.min()}..{data.max()}; expected 0..255 labels.")
-    counts = np.bincount(data.ravel())
+    low, high = data.min(), data.max()
+    if low < 0 or high > 65535:
+        raise InvalidInputError(f"{name}: label values range {low:g}..{high:g}; expected 0..255 labels.")
+    if data.dtype not in (np.uint8, np.uint16):  # the narrowest type that holds them: less memory to count and map
+        data = data.astype(np.uint8 if high <= 255 else np.uint16)
+    counts = value_counts(data)
     note = None
     if isinstance(scheme, str) and scheme.lower() == AUTO:
         scheme, note = detect_scheme(counts, name)

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import labels as L
 from ..config import AnalysisConfig
-from ..volume import Volume
+from ..volume import Volume, mask_indices
 
 MIN_SEPARATION_MM = 5.0
 
@@ -40,10 +40,10 @@ class Laterality:
 
 
 def centroid(labels: Volume, structure: str) -> np.ndarray | None:
-    mask = labels.array == L.CANONICAL[structure]
-    if not mask.any():
+    kji = mask_indices(labels.array == L.CANONICAL[structure])
+    if not len(kji):
         return None
-    kji = np.argwhere(mask).mean(axis=0)
+    kji = kji.mean(axis=0)
     return labels.index_to_physical(kji[None, ::-1])[0]
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..volume import Volume
+from ..volume import Volume, bounding_box
 
 
 @dataclass(frozen=True)
@@ -74,13 +74,13 @@ def surface_from_mask(
     from scipy import ndimage
     from skimage.measure import marching_cubes
 
-    if not mask.any():
+    box = bounding_box(mask)
+    if box is None:
         return None
     sigma = [np.sqrt(smoothing_var_mm2) / s for s in volume.spacing[::-1]]
     pad = [int(np.ceil(3 * sg)) + 2 for sg in sigma]
-    nonzero = np.argwhere(mask)
-    lo = np.maximum(nonzero.min(0) - pad, 0)
-    hi = np.minimum(nonzero.max(0) + np.array(pad) + 1, mask.shape)
+    lo = np.maximum(np.array([s.start for s in box]) - pad, 0)
+    hi = np.minimum(np.array([s.stop for s in box]) + np.array(pad), mask.shape)
     crop = mask[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]].astype(np.float32)
     crop = np.pad(crop, [(p, p) for p in pad])  # zero border so every surface closes, even at the field's edge
     smoothed = ndimage.gaussian_filter(crop, sigma) if smoothing_var_mm2 > 0 else crop

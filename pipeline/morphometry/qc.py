@@ -66,17 +66,16 @@ def structure_stats(labels: Volume) -> dict[str, StructureStats]:
     from scipy import ndimage
 
     out = {}
-    counts = np.bincount(labels.array.ravel(), minlength=16)
     boxes = label_boxes(labels)
     structure_26 = np.ones((3, 3, 3), dtype=bool)
     for name in L.STRUCTURES:
         value = L.CANONICAL[name]
-        n_voxels = int(counts[value])
-        if n_voxels == 0 or name not in boxes:
+        if name not in boxes:
             out[name] = StructureStats(False, value, None, 0, None)
             continue
         components, n = ndimage.label(labels.array[boxes[name]] == value, structure_26)
         sizes = np.sort(np.bincount(components.ravel())[1:])[::-1]
+        n_voxels = int(sizes.sum())  # every voxel of the structure lies in one of its components
         second = float(sizes[1]) * labels.voxel_volume_mm3 if n > 1 else 0.0
         out[name] = StructureStats(
             True, value, n_voxels * labels.voxel_volume_mm3, int(n), float(sizes[0] / sizes.sum()), second

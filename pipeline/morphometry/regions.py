@@ -36,11 +36,12 @@ def summarise_regions(
     thickness_maps: dict[str, ThicknessMap], areas: dict[str, np.ndarray], regions: np.ndarray, labels: Volume
 ) -> dict[str, RegionResult]:
     """Per reported region: area-weighted thickness statistics over its vertices, and its cartilage volume."""
-    voxel_counts = np.bincount(regions.ravel(), minlength=16)
+    # Counted id by id: a bincount of the whole grid would first widen every voxel to 64 bits.
+    voxel_counts = {i: int(np.count_nonzero(regions == i)) for ids in L.CARTILAGE_REGIONS.values() for i in ids}
     out = {}
     for region, ids in L.CARTILAGE_REGIONS.items():
         bone = L.REGION_BONE[region]
-        n_voxels = int(sum(voxel_counts[i] for i in ids))
+        n_voxels = sum(voxel_counts[i] for i in ids)
         volume = n_voxels * labels.voxel_volume_mm3 if n_voxels else None
         tmap = thickness_maps.get(bone)
         stats = None

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import AnalysisConfig
-from ..volume import Volume
+from ..volume import Volume, bounding_box, mask_indices
 from .mesh import Surface
 
 CHUNK_RAYS = 4096
@@ -71,14 +71,14 @@ def measure_thickness(
     entry = np.full(n, np.nan)
     region = np.zeros(n, dtype=np.uint8)
     mask = np.isin(labels.array, cartilage_values)
-    if not mask.any():
+    box = bounding_box(mask)
+    if box is None:
         return ThicknessMap(thickness, region)
 
     # Work on the cartilage's bounding box (plus margin): rays outside it see no cartilage anyway.
     margin = [int(np.ceil(3 / s)) + 2 for s in labels.spacing[::-1]]
-    nz = np.argwhere(mask)
-    lo = np.maximum(nz.min(0) - margin, 0)
-    hi = np.minimum(nz.max(0) + np.array(margin) + 1, mask.shape)
+    lo = np.maximum(np.array([s.start for s in box]) - margin, 0)
+    hi = np.minimum(np.array([s.stop for s in box]) + np.array(margin), mask.shape)
     crop = mask[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]].astype(np.float32)
     if config.thickness_smoothing_var_mm2 > 0:
         sigma = [np.sqrt(config.thickness_smoothing_var_mm2) / s for s in labels.spacing[::-1]]
@@ -108,7 +108,7 @@ def measure_thickness(
     hit = np.isfinite(midpoint_t)
     if hit.any():
         midpoints = bone.points[hit] + midpoint_t[hit, None] * normals[hit]
-        cart_kji = np.argwhere(mask)
+        cart_kji = mask_indices(mask)
         tree = cKDTree(labels.index_to_physical(cart_kji[:, ::-1]))
         _, nearest = tree.query(midpoints)
         region[hit] = regions[tuple(cart_kji[nearest].T)]

@@ -6,9 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from .. import labels as L
+from ..volume import value_counts
 from .dicom_source import DicomObjectUnavailable, SourceFrames, source_frames
 
 if TYPE_CHECKING:
@@ -41,8 +40,8 @@ def plan_segmentation(result: AnalysisView) -> SegPlan:
     structures = tuple(name for name in L.STRUCTURES if result.structures[name].present)
     if not structures:
         raise DicomObjectUnavailable("The label map is empty: a DICOM Segmentation needs at least one segment.")
-    found = np.bincount(result.subregions.array.ravel(), minlength=256)
-    subregions = tuple(name for name, value in L.FEMORAL_SUBREGIONS.items() if found[value])
+    found = value_counts(result.subregions.array)
+    subregions = tuple(name for name, value in L.FEMORAL_SUBREGIONS.items() if value < len(found) and found[value])
     return SegPlan(structures, subregions, frames)
 
 

@@ -164,17 +164,24 @@ def _slice_centres(labels: np.ndarray) -> dict[str, int]:
     """Slice indices in the [S, P, L] array: patellar cartilage (axial), tibial cartilage (coronal), medial
     tibial cartilage (sagittal), each falling back to all cartilage, then the middle."""
 
+    from scipy import ndimage
+
+    boxes = ndimage.find_objects(labels)  # every label's bounding box, in one pass
+
     def centre(names: tuple[str, ...]) -> np.ndarray | None:
+        found = [boxes[v - 1] for v in (L.CANONICAL[n] for n in names) if v <= len(boxes) and boxes[v - 1]]
+        if not found:
+            return None
+        box = tuple(slice(min(b[a].start for b in found), max(b[a].stop for b in found)) for a in range(3))
         lut = np.zeros(256, dtype=bool)
         lut[[L.CANONICAL[n] for n in names]] = True
-        mask = lut[labels]
+        mask = lut[labels[box]]
         total = np.count_nonzero(mask)
-        if not total:
-            return None
-        # the centroid from each axis's profile (counts per slice): no list of voxel coordinates is made
+        # the centroid from each axis's profile (counts per slice) within the structures' bounding box: no list of
+        # voxel coordinates is made, and the rest of the grid is not summed
         return np.array(
-            [np.dot(np.arange(n), mask.sum(axis=tuple(a for a in range(3) if a != axis))) / total
-             for axis, n in enumerate(mask.shape)]
+            [np.dot(np.arange(box[axis].start, box[axis].stop), mask.sum(axis=tuple(a for a in range(3) if a != axis)))
+             / total for axis in range(3)]
         )  # fmt: skip
 
     fallback = centre(L.CARTILAGES)

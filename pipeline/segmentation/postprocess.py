@@ -7,7 +7,7 @@ import numpy as np
 from .. import labels as L
 from ..errors import EmptySegmentationError, InvalidInputError
 from ..io.sanity import check_not_blank
-from ..volume import Volume
+from ..volume import Volume, bounding_box
 
 #: A segmentation counts as a knee only if, after clean-up, femur and tibia each have at least MIN_BONE_MM3, femoral
 #: and tibial cartilage at least the volumes below, and both bones are solid (a one-voxel erosion removes at most
@@ -61,9 +61,9 @@ def postprocess(labels: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
     for name in L.BONES:
         value = L.CANONICAL[name]
         mask = out == value
-        if not mask.any():
+        box = bounding_box(mask)
+        if box is None:
             continue
-        box = ndimage.find_objects(mask.astype(np.uint8))[0]
         filled = ndimage.binary_fill_holes(mask[box])
         added = filled & ~mask[box]
         if added.any():
@@ -110,7 +110,9 @@ def knee_problems(
             problems.append(f"{bone} {mm3 / 1000:.1f} cm3 (needs {MIN_BONE_MM3 / 1000:g})")
             continue
         mask = canonical == L.CANONICAL[bone]
-        box = ndimage.find_objects(mask.astype(np.uint8))[0]
+        box = bounding_box(mask)
+        if box is None:  # not reached: the volume check above needs voxels
+            continue
         solid = np.pad(mask[box], 1)
         shell = 1.0 - np.count_nonzero(ndimage.binary_erosion(solid, cross)) / np.count_nonzero(solid)
         if shell > MAX_BONE_SHELL_FRACTION:
