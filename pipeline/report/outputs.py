@@ -60,13 +60,14 @@ def write_outputs(
 
 
 def preload_writers() -> None:
-    """Import what the writers need (matplotlib's PDF backend, trimesh, pyvista: about 1.5 s). A one-case process
-    (the CLI) runs this in a background thread while it reads and measures, so the writing does not wait for it;
-    a long-lived process (the app, a cohort worker) pays it once anyway."""
+    """Import what the writers need (matplotlib's PDF backend, trimesh, VTK's legacy writer: about a second). A
+    one-case process (the CLI) runs this in a background thread while it reads and measures, so the writing does
+    not wait for it; a long-lived process (the app, a cohort worker) pays it once anyway."""
     import matplotlib.backends.backend_pdf
     import matplotlib.figure  # noqa: F401
-    import pyvista  # noqa: F401
     import trimesh  # noqa: F401
+    import vtkmodules.util.numpy_support
+    import vtkmodules.vtkIOLegacy  # noqa: F401
 
 
 def _volumes(result: AnalysisView, out_dir: Path) -> dict[str, Path]:
