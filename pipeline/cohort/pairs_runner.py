@@ -11,13 +11,11 @@ from __future__ import annotations
 import os
 import socket
 import time
-import traceback
 
-from ..errors import InvalidInputError, KneePipelineError
 from ..longitudinal import CompareOptions, compare
-from .outcome import ANALYSIS, CRASH, INPUT, OK, CaseOutcome, failed
+from .outcome import OK, CaseOutcome
 from .pairs import VisitPair
-from .runner import kill_once_for_tests
+from .runner import failure_outcome, kill_once_for_tests
 from .store import CohortStore
 
 #: Test hook as runner.KILL_ONCE_ENV, for the first comparison to finish writing.
@@ -58,13 +56,9 @@ def compare_pair(pair: VisitPair, visits: CohortStore, pairs: CohortStore) -> Ca
         )
         pairs.commit(attempt, outcome)
         return outcome
-    except KneePipelineError as exc:
-        kind = INPUT if isinstance(exc, InvalidInputError) else ANALYSIS
-        outcome = failed(pair.pair_id, str(exc), kind, inputs=pair.inputs(), seconds=time.perf_counter() - start)
-    except Exception as exc:  # a bug or a resource problem: the cohort goes on, the traceback is kept
-        details = traceback.format_exc()
-        message = f"{type(exc).__name__}: {exc} (traceback in failed_pairs/{pair.pair_id}.json)"
-        outcome = failed(pair.pair_id, message, CRASH, inputs=pair.inputs(), seconds=time.perf_counter() - start)
+    except Exception as exc:  # the cohort goes on: the pair becomes a failed outcome
+        seconds = time.perf_counter() - start
+        outcome, details = failure_outcome(pair.pair_id, exc, pairs, "the pair's change", pair.inputs(), seconds)
     finally:
         if attempt is not None:
             pairs.discard(attempt)

@@ -72,21 +72,32 @@ def analyse_case(engine: Engine, case: CohortCase, store: CohortStore, options: 
         outcome = _succeeded(case, result, row_of(results), time.perf_counter() - start, interrupted)
         store.commit(attempt, outcome)
         return outcome
-    except KneePipelineError as exc:
-        kind = INPUT if isinstance(exc, InvalidInputError) else ANALYSIS
-        outcome = failed(case.case_id, str(exc), kind, inputs=case.inputs(), seconds=time.perf_counter() - start)
-    except Exception as exc:  # a bug or a resource problem: the cohort goes on, the traceback is kept
-        details = traceback.format_exc()
-        if is_disk_full(exc, store.root):  # written outside the result writers: said as such all the same
-            message, kind = str(DiskFullError("the case's results", store.root.name)), ANALYSIS
-        else:
-            message, kind = f"{type(exc).__name__}: {exc} (traceback in failed/{case.case_id}.json)", CRASH
-        outcome = failed(case.case_id, message, kind, inputs=case.inputs(), seconds=time.perf_counter() - start)
+    except Exception as exc:  # the cohort goes on: the case becomes a failed outcome
+        seconds = time.perf_counter() - start
+        outcome, details = failure_outcome(case.case_id, exc, store, "the case's results", case.inputs(), seconds)
     finally:
         if attempt is not None:
             store.discard(attempt)
     store.record_failure(outcome, details)
     return outcome
+
+
+def failure_outcome(
+    item_id: str, exc: Exception, store: CohortStore, what: str, inputs: dict[str, str], seconds: float
+) -> tuple[CaseOutcome, str | None]:
+    """The failed outcome of a case or pair that raised ``exc``, and the traceback to keep with it (None for the
+    pipeline's own errors, whose message says it all). One classification for cases and pairs: bad input, an
+    analysis that could not be done, a full disk (``what`` could not be written, said as such even when raised
+    outside the result writers), or a crash (a bug or a resource problem, its traceback kept)."""
+    if isinstance(exc, KneePipelineError):
+        kind = INPUT if isinstance(exc, InvalidInputError) else ANALYSIS
+        return failed(item_id, str(exc), kind, inputs=inputs, seconds=seconds), None
+    details = "".join(traceback.format_exception(exc))
+    if is_disk_full(exc, store.root):
+        message, kind = str(DiskFullError(what, store.root.name)), ANALYSIS
+    else:
+        message, kind = f"{type(exc).__name__}: {exc} (traceback in {store.failures.name}/{item_id}.json)", CRASH
+    return failed(item_id, message, kind, inputs=inputs, seconds=seconds), details
 
 
 def _succeeded(case: CohortCase, result, row: dict, seconds: float, interrupted: int) -> CaseOutcome:

@@ -68,3 +68,36 @@ def test_gate_releases_a_pair_once_both_visits_are_done_and_never_after_a_failur
     assert gate.release([CaseOutcome("T_1", FAILED)]) == [] and gate.pending == 1  # T's pair can never run
     assert [p.pair_id for p in gate.release([CaseOutcome("S_2", OK), CaseOutcome("T_2", OK)])] == ["S_1__S_2"]
     assert gate.release() == [] and gate.pending == 0
+
+
+def test_a_pair_that_meets_a_full_disk_is_said_so_and_a_bug_stays_a_crash_with_its_traceback(tmp_path, monkeypatch):
+    """Cases and pairs share one failure classification (cohort.runner.failure_outcome): a comparison whose write
+    runs out of room is 'The disk is full', not a crash."""
+    import errno
+    import json
+
+    from pipeline.cohort import pairs_runner
+    from pipeline.cohort.outcome import ANALYSIS, CRASH
+    from pipeline.cohort.store import CohortStore
+
+    (pair,) = plan_pairs(manifest(tmp_path, "subject_id,visit,labels\nS,1,a.nii.gz\nS,2,b.nii.gz\n"))
+    visits = CohortStore(tmp_path / "cohort")
+    pairs = visits.pair_store()
+
+    def compare_on_a_full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "pairs/.partial/x/change.csv")
+
+    monkeypatch.setattr(pairs_runner, "compare", compare_on_a_full_disk)
+    outcome = pairs_runner.compare_pair(pair, visits, pairs)
+    assert (outcome.status, outcome.error_kind) == (FAILED, ANALYSIS)
+    assert outcome.error.startswith("The disk is full: the pair's change could not be written to cohort")
+
+    def compare_with_a_bug(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(pairs_runner, "compare", compare_with_a_bug)
+    outcome = pairs_runner.compare_pair(pair, visits, pairs)
+    assert (outcome.status, outcome.error_kind) == (FAILED, CRASH)
+    assert outcome.error == f"ZeroDivisionError: division by zero (traceback in failed_pairs/{pair.pair_id}.json)"
+    record = json.loads((tmp_path / "cohort" / "failed_pairs" / f"{pair.pair_id}.json").read_text())
+    assert "compare_with_a_bug" in record["traceback"]
