@@ -41,10 +41,11 @@ example: $(STAMP)
 	$(PY) -m pipeline example --out out/example
 
 # The same gate as CI: lint, format, types, then the tests, one pytest-xdist worker per core (a module's tests stay
-# on one worker, so its module-scoped fixtures are built once; tests/conftest.py divides the numeric threads).
+# on one worker, so its module-scoped fixtures are built once; tests/conftest.py divides the numeric threads and
+# hands the longest modules out first, an order --no-loadscope-reorder keeps).
 TEST_WORKERS ?= auto
 test: $(STAMP) system-tools check
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 check: $(STAMP)
 	$(PY) -m ruff check .

@@ -34,3 +34,28 @@ def right_knee():
 @pytest.fixture(scope="session")
 def right_result():
     return analysed(side="right")
+
+
+#: The longest modules (seconds on one of two xdist workers, from `pytest --durations=0`), run first, longest first:
+#: with `make test` (--dist loadfile --no-loadscope-reorder) a worker takes whole modules in this order, so no long
+#: module starts last while the other worker has nothing left to do. Other modules follow in collection order; a
+#: renamed module only loses its place here, never a test.
+LONGEST_FIRST = (
+    "tests/pipeline/cohort/test_batch.py",  # ~80 s: three Ray batch processes
+    "tests/app/test_page_api.py",  # ~68 s
+    "tests/app/test_browser.py",  # ~60 s: Chromium
+    "tests/pipeline/cohort/test_longitudinal_cohort.py",  # ~48 s: a Ray cluster
+    "tests/pipeline/test_engine.py",  # ~38 s
+    "tests/pipeline/longitudinal/test_compare.py",  # ~37 s
+    "tests/app/test_uploads.py",
+    "tests/pipeline/test_analyze_labels.py",
+    "tests/pipeline/segmentation/test_segmenter.py",
+    "tests/app/test_compare_tab.py",
+    "tests/pipeline/morphometry/test_thickness.py",
+    "tests/deploy/test_caddy.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    place = {module: rank for rank, module in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: place.get(item.nodeid.split("::", 1)[0], len(place)))  # stable: modules stay whole

@@ -1,4 +1,5 @@
-"""One local Ray cluster (2 CPUs) for the cohort tests of this folder, started once and shut down after them."""
+"""A local Ray cluster (2 CPUs) for a cohort test module, started once and shut down after that module: module scope,
+so that another module's own Ray session (test_batch's) never meets it, whichever order the modules run in."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from pipeline.cohort.pairs_runner import KILL_PAIR_ONCE_ENV
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory):
     """Yields the kill-once marker of the comparisons' test hook: armed only once its folder is created.
 
