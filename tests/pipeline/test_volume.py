@@ -1,0 +1,45 @@
+"""The grid helpers the stages use in place of whole-grid numpy calls (bounding_box, mask_indices, value_counts),
+checked against the numpy calls they replace (np.argwhere, np.bincount) on random masks and label arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.volume import bounding_box, mask_indices, value_counts
+
+
+def random_masks():
+    rng = np.random.default_rng(7)
+    shape = (9, 13, 11)
+    yield np.zeros(shape, bool)  # empty
+    yield np.ones(shape, bool)  # full: the box is the grid
+    one = np.zeros(shape, bool)
+    one[0, 12, 10] = True  # one voxel, in a corner
+    yield one
+    for density in (0.001, 0.02, 0.5):
+        yield rng.random(shape) < density
+    sparse = np.zeros((40, 30, 20), bool)
+    sparse[3:7, 25:30, 0] = rng.random((4, 5)) < 0.7  # on the grid's faces
+    yield sparse
+    yield (rng.random((11, 7, 5)) < 0.1).transpose(2, 0, 1)  # a non-contiguous view
+
+
+@pytest.mark.parametrize("mask", list(random_masks()))
+def test_bounding_box_and_mask_indices_equal_what_argwhere_gives(mask):
+    listed = np.argwhere(mask)
+    box = bounding_box(mask)
+    if not len(listed):
+        assert box is None and mask_indices(mask).shape == (0, 3)
+        return
+    assert [(s.start, s.stop) for s in box] == list(zip(listed.min(0), listed.max(0) + 1, strict=True))
+    assert np.array_equal(mask_indices(mask), listed)  # the same rows, in the same order
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_value_counts_equal_bincount_across_chunk_boundaries(dtype):
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 300 if dtype == np.uint16 else 12, size=(5, 7, 9)).astype(dtype)
+    for chunk in (1, 7, 64, 10_000):
+        assert np.array_equal(value_counts(labels, chunk=chunk), np.bincount(labels.ravel()))
+    assert np.array_equal(value_counts(np.zeros((3, 3, 3), np.uint8)), [27])
