@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..volume import Volume, bounding_box
+from ..volume import Volume, bounding_box, grown_box
 
 
 @dataclass(frozen=True)
@@ -57,14 +57,39 @@ class Surface:
         tri = self.points[self.faces]
         return float(np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6.0)
 
+    def to_vtk(self):
+        """A ``vtkPolyData`` copy (points, triangles, every point array; the first array the active scalars, as
+        pyvista makes it), built with VTK alone: writing a mesh file needs no pyvista import."""
+        from vtkmodules.util.numpy_support import numpy_to_vtk
+        from vtkmodules.vtkCommonCore import vtkPoints, vtkTypeInt64Array
+        from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+
+        int64 = vtkTypeInt64Array().GetDataType()  # 64-bit offsets and connectivity, as pyvista stores them
+        points = vtkPoints()
+        points.SetData(numpy_to_vtk(np.ascontiguousarray(self.points, dtype=np.float64), deep=True))
+        cells = vtkCellArray()
+        cells.SetData(
+            numpy_to_vtk(np.arange(0, 3 * len(self.faces) + 1, 3, dtype=np.int64), deep=True, array_type=int64),
+            numpy_to_vtk(np.ascontiguousarray(self.faces, dtype=np.int64).ravel(), deep=True, array_type=int64),
+        )
+        polydata = vtkPolyData()
+        polydata.SetPoints(points)
+        polydata.SetPolys(cells)
+        point_data = polydata.GetPointData()
+        for name, values in self.point_data.items():
+            values = np.asarray(values)
+            array = numpy_to_vtk(np.ascontiguousarray(values.view(np.uint8) if values.dtype == bool else values), True)
+            array.SetName(name)
+            point_data.AddArray(array)
+            if point_data.GetScalars() is None:
+                point_data.SetActiveScalars(name)
+        return polydata
+
     def to_pyvista(self):
+        """The same mesh as a pyvista ``PolyData`` (interactive views)."""
         import pyvista as pv
 
-        faces = np.column_stack([np.full(len(self.faces), 3), self.faces]).ravel()
-        mesh = pv.PolyData(self.points.copy(), faces)
-        for key, values in self.point_data.items():
-            mesh.point_data[key] = np.asarray(values)
-        return mesh
+        return pv.wrap(self.to_vtk())
 
 
 def surface_from_mask(
@@ -79,9 +104,9 @@ def surface_from_mask(
         return None
     sigma = [np.sqrt(smoothing_var_mm2) / s for s in volume.spacing[::-1]]
     pad = [int(np.ceil(3 * sg)) + 2 for sg in sigma]
-    lo = np.maximum(np.array([s.start for s in box]) - pad, 0)
-    hi = np.minimum(np.array([s.stop for s in box]) + np.array(pad), mask.shape)
-    crop = mask[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]].astype(np.float32)
+    around = grown_box(box, pad, mask.shape)
+    lo = np.array([s.start for s in around])
+    crop = mask[around].astype(np.float32)
     crop = np.pad(crop, [(p, p) for p in pad])  # zero border so every surface closes, even at the field's edge
     smoothed = ndimage.gaussian_filter(crop, sigma) if smoothing_var_mm2 > 0 else crop
     if smoothed.max() < 0.5:  # a structure thinner than the smoothing kernel

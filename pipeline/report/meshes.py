@@ -48,7 +48,7 @@ def write_vtk(surface: Surface, path: Path) -> Path:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = vtkPolyDataWriter()
-    writer.SetInputData(surface_polydata(surface))
+    writer.SetInputData(surface.to_vtk())
     writer.SetFileName(str(path))
     writer.SetFileTypeToBinary()
     writer.Write()
@@ -57,35 +57,6 @@ def write_vtk(surface: Surface, path: Path) -> Path:
     if writer.GetErrorCode() or not path.is_file():
         raise OSError(f"VTK writer failed to write file: {path}")
     return path
-
-
-def surface_polydata(surface: Surface):
-    """``surface`` as a ``vtkPolyData`` (points, triangles, every point array), without pyvista."""
-    from vtkmodules.util.numpy_support import numpy_to_vtk
-    from vtkmodules.vtkCommonCore import vtkPoints, vtkTypeInt64Array
-    from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
-
-    int64 = vtkTypeInt64Array().GetDataType()  # the array type pyvista's files carry
-    points = vtkPoints()
-    points.SetData(numpy_to_vtk(np.ascontiguousarray(surface.points, dtype=np.float64), deep=True))
-    offsets = np.arange(0, 3 * len(surface.faces) + 1, 3, dtype=np.int64)
-    cells = vtkCellArray()
-    cells.SetData(  # 64-bit offsets and connectivity, as pyvista writes them
-        numpy_to_vtk(offsets, deep=True, array_type=int64),
-        numpy_to_vtk(np.ascontiguousarray(surface.faces, dtype=np.int64).ravel(), deep=True, array_type=int64),
-    )
-    polydata = vtkPolyData()
-    polydata.SetPoints(points)
-    polydata.SetPolys(cells)
-    for name, values in surface.point_data.items():
-        values = np.asarray(values)
-        array = numpy_to_vtk(np.ascontiguousarray(values.view(np.uint8) if values.dtype == bool else values), deep=True)
-        array.SetName(name)
-        point_data = polydata.GetPointData()
-        point_data.AddArray(array)
-        if point_data.GetScalars() is None:  # the first array is the active scalars, as pyvista makes it
-            point_data.SetActiveScalars(name)
-    return polydata
 
 
 def write_glb(layers: list[tuple[Surface, np.ndarray]], path: Path) -> Path:
