@@ -162,6 +162,15 @@ def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
     return tuple(box)
 
 
+def grown_box(box: tuple[slice, ...], margin, shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """``box`` widened by ``margin`` voxels on each side (one number, or one per axis), kept inside an array of
+    ``shape``."""
+    margins = np.broadcast_to(np.asarray(margin, dtype=int), (len(box),))
+    return tuple(
+        slice(max(0, s.start - int(m)), min(n, s.stop + int(m))) for s, m, n in zip(box, margins, shape, strict=True)
+    )
+
+
 def mask_indices(mask: np.ndarray) -> np.ndarray:
     """``np.argwhere(mask)`` (same rows, same C order), listing only the mask's bounding box."""
     box = bounding_box(mask)

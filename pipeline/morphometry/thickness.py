@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import AnalysisConfig
-from ..volume import Volume, bounding_box, mask_indices
+from ..volume import Volume, bounding_box, grown_box, mask_indices
 from .mesh import Surface
 
 CHUNK_RAYS = 4096
@@ -77,9 +77,9 @@ def measure_thickness(
 
     # Work on the cartilage's bounding box (plus margin): rays outside it see no cartilage anyway.
     margin = [int(np.ceil(3 / s)) + 2 for s in labels.spacing[::-1]]
-    lo = np.maximum(np.array([s.start for s in box]) - margin, 0)
-    hi = np.minimum(np.array([s.stop for s in box]) + np.array(margin), mask.shape)
-    crop = mask[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]].astype(np.float32)
+    around = grown_box(box, margin, mask.shape)
+    lo = np.array([s.start for s in around])
+    crop = mask[around].astype(np.float32)
     if config.thickness_smoothing_var_mm2 > 0:
         sigma = [np.sqrt(config.thickness_smoothing_var_mm2) / s for s in labels.spacing[::-1]]
         crop = ndimage.gaussian_filter(crop, sigma)

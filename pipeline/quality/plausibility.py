@@ -19,7 +19,7 @@ from .. import labels as L
 from ..morphometry.qc import StructureStats, label_boxes
 from ..morphometry.summary import RegionResult
 from ..segmentation.postprocess import knee_problems
-from ..volume import Volume
+from ..volume import Volume, grown_box
 from . import reference_ranges as R
 
 REVIEW, FAILED = "review", "failed"
@@ -214,7 +214,7 @@ def pieces_and_attachment(
     box = box or structure_box(labels, structure)
     if box is None:
         return 0, None
-    padded = tuple(slice(max(0, s.start - 1), s.stop + 1) for s in box)
+    padded = grown_box(box, 1, labels.array.shape)
     pieces, _ = ndimage.label(labels.array[padded] == L.CANONICAL[structure], structure=np.ones((3, 3, 3), dtype=bool))
     sizes = np.bincount(pieces.ravel())
     sizes[0] = 0

@@ -1,12 +1,13 @@
-"""The grid helpers the stages use in place of whole-grid numpy calls (bounding_box, mask_indices, value_counts),
-checked against the numpy calls they replace (np.argwhere, np.bincount) on random masks and label arrays."""
+"""The grid helpers the stages use in place of whole-grid numpy calls (bounding_box, grown_box, mask_indices,
+value_counts), checked against the numpy calls they replace (np.argwhere, np.bincount) on random masks and label
+arrays, and grown_box on hand-worked boxes."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pipeline.volume import bounding_box, mask_indices, value_counts
+from pipeline.volume import bounding_box, grown_box, mask_indices, value_counts
 
 
 def random_masks():
@@ -43,3 +44,11 @@ def test_value_counts_equal_bincount_across_chunk_boundaries(dtype):
     for chunk in (1, 7, 64, 10_000):
         assert np.array_equal(value_counts(labels, chunk=chunk), np.bincount(labels.ravel()))
     assert np.array_equal(value_counts(np.zeros((3, 3, 3), np.uint8)), [27])
+
+
+def test_grown_box_widens_per_axis_and_stays_inside_the_array():
+    box = (slice(0, 3), slice(5, 9), slice(2, 10))
+    assert grown_box(box, 2, (20, 10, 11)) == (slice(0, 5), slice(3, 10), slice(0, 11))
+    assert grown_box(box, [1, 0, 3], (20, 10, 11)) == (slice(0, 4), slice(5, 9), slice(0, 11))
+    grid = np.arange(20 * 10 * 11).reshape(20, 10, 11)
+    assert grid[grown_box(box, 1, grid.shape)].shape == (4, 6, 10)
