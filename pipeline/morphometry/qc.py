@@ -35,6 +35,9 @@ class StructureStats:
     n_components: int
     largest_component_fraction: float | None
     second_component_mm3: float = 0.0
+    #: Its bounding box in the label array (numpy index slices; None when absent), for later stages to search in
+    #: (not written out).
+    box: tuple[slice, ...] | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -78,7 +81,7 @@ def structure_stats(labels: Volume) -> dict[str, StructureStats]:
         n_voxels = int(sizes.sum())  # every voxel of the structure lies in one of its components
         second = float(sizes[1]) * labels.voxel_volume_mm3 if n > 1 else 0.0
         out[name] = StructureStats(
-            True, value, n_voxels * labels.voxel_volume_mm3, int(n), float(sizes[0] / sizes.sum()), second
+            True, value, n_voxels * labels.voxel_volume_mm3, int(n), float(sizes[0] / sizes.sum()), second, boxes[name]
         )
     return out
 

@@ -19,7 +19,7 @@ from .. import labels as L
 from ..morphometry.qc import StructureStats, label_boxes
 from ..morphometry.summary import RegionResult
 from ..segmentation.postprocess import knee_problems
-from ..volume import Volume, grown_box
+from ..volume import Volume, dilate_cube, grown_box
 from . import reference_ranges as R
 
 REVIEW, FAILED = "review", "failed"
@@ -86,10 +86,9 @@ def plausibility_findings(
         shape_assd_mm: the shape model's bone reconstruction distance, when the fit ran.
     """
     findings: list[Finding] = []
-    boxes = label_boxes(labels)
     for name in L.STRUCTURES:
         if name in assessed:
-            findings += _structure_findings(labels, name, structures[name], boxes.get(name))
+            findings += _structure_findings(labels, name, structures[name])
     for plate, structure in PLATE_STRUCTURE.items():
         region = cartilage.get(plate)
         if structure in assessed and structures[structure].present and region is not None:
@@ -103,9 +102,7 @@ def plausibility_findings(
     return findings
 
 
-def _structure_findings(
-    labels: Volume, name: str, stats: StructureStats, box: tuple[slice, ...] | None
-) -> list[Finding]:
+def _structure_findings(labels: Volume, name: str, stats: StructureStats) -> list[Finding]:
     pretty = L.structure_display_name(name).lower()
     if not stats.present or stats.volume_mm3 is None:
         return [Finding(name, "missing", REVIEW if name in L.MENISCI else FAILED, f"{pretty} missing")]
@@ -113,10 +110,10 @@ def _structure_findings(
         _ranged(name, "volume", f"{pretty} volume outside the usual range", stats.volume_mm3, R.VOLUME_MM3[name], "mm3")
     ]
     if name in R.WIDTH_MM:
-        width = bone_width_mm(labels, name, box)
+        width = bone_width_mm(labels, name, stats.box)
         out.append(_ranged(name, "width", f"{pretty} width outside the usual range", width, R.WIDTH_MM[name], "mm"))
     if name in R.MAX_PIECES:
-        pieces, attached = pieces_and_attachment(labels, name, box)
+        pieces, attached = pieces_and_attachment(labels, name, stats.box)
         if pieces > R.MAX_PIECES[name]:
             out.append(
                 Finding(name, "pieces", REVIEW, f"{pretty} in {pieces} pieces", pieces, f"<= {R.MAX_PIECES[name]}")
@@ -194,7 +191,7 @@ def bone_width_mm(labels: Volume, bone: str, box: tuple[slice, ...] | None = Non
         return None
     step = 2 if count > _WIDTH_SUBSAMPLE_ABOVE else 1
     kji = np.argwhere(mask[::step, ::step, ::step]) * step + np.array([s.start for s in box])
-    x = labels.index_to_physical(kji[:, ::-1].astype(float))[:, 0]
+    x = labels.physical_coordinate(kji[:, ::-1], 0)
     low, high = np.percentile(x, [0.5, 99.5])
     return float(high - low) + labels.spacing[int(np.argmax(np.abs(labels.direction[0])))]
 
@@ -222,6 +219,6 @@ def pieces_and_attachment(
     bone = _CARTILAGE_BONE.get(structure)
     if bone is None:
         return significant, None
-    near_bone = ndimage.binary_dilation(labels.array[padded] == L.CANONICAL[bone], structure=np.ones((3, 3, 3), bool))
+    near_bone = dilate_cube(labels.array[padded] == L.CANONICAL[bone])  # its 26 neighbours
     touching = np.unique(pieces[near_bone & (pieces > 0)])
     return significant, float(sizes[touching].sum() / sizes.sum())

@@ -7,7 +7,7 @@ import numpy as np
 from .. import labels as L
 from ..errors import EmptySegmentationError, InvalidInputError
 from ..io.sanity import check_not_blank
-from ..volume import Volume, bounding_box
+from ..volume import Volume, bounding_box, erode_faces
 
 #: A segmentation counts as a knee only if, after clean-up, femur and tibia each have at least MIN_BONE_MM3, femoral
 #: and tibial cartilage at least the volumes below, and both bones are solid (a one-voxel erosion removes at most
@@ -91,14 +91,9 @@ def knee_problems(
     With ``spacing_kji`` (the array's spacing, numpy order) the solidity erosion skips axes more than twice as
     coarse as the finest: one voxel of a 5 mm slice is not a shell, and thick-slice bones would look hollow.
     """
-    from scipy import ndimage
-
-    cross = ndimage.generate_binary_structure(3, 1)
+    axes = tuple(range(3))  # the erosion's neighbours: along every axis not too coarse for a one-voxel shell
     if spacing_kji is not None:
-        for axis, step in enumerate(spacing_kji):
-            if step > 2.0 * min(spacing_kji):
-                cross[tuple(0 if a == axis else 1 for a in range(3))] = False
-                cross[tuple(2 if a == axis else 1 for a in range(3))] = False
+        axes = tuple(axis for axis, step in enumerate(spacing_kji) if step <= 2.0 * min(spacing_kji))
 
     def volume(*names: str) -> float:
         return sum(float(np.count_nonzero(canonical == L.CANONICAL[n])) for n in names) * voxel_mm3
@@ -114,7 +109,7 @@ def knee_problems(
         if box is None:  # not reached: the volume check above needs voxels
             continue
         solid = np.pad(mask[box], 1)
-        shell = 1.0 - np.count_nonzero(ndimage.binary_erosion(solid, cross)) / np.count_nonzero(solid)
+        shell = 1.0 - np.count_nonzero(erode_faces(solid, axes)) / np.count_nonzero(solid)
         if shell > MAX_BONE_SHELL_FRACTION:
             problems.append(f"{bone} is fragmented, not a solid bone ({shell:.0%} of it is surface)")
     cartilage = {

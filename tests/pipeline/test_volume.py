@@ -1,13 +1,15 @@
-"""The grid helpers the stages use in place of whole-grid numpy calls (bounding_box, grown_box, mask_indices,
-value_counts), checked against the numpy calls they replace (np.argwhere, np.bincount) on random masks and label
+"""The grid helpers the stages use in place of whole-grid numpy and scipy calls (bounding_box, grown_box,
+mask_indices, value_counts, erode_faces, dilate_cube, Volume.physical_coordinate), checked against the calls they
+replace (np.argwhere, np.bincount, scipy's binary erosion and dilation, index_to_physical) on random masks and label
 arrays, and grown_box on hand-worked boxes."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
-from pipeline.volume import bounding_box, grown_box, mask_indices, value_counts
+from pipeline.volume import Volume, bounding_box, dilate_cube, erode_faces, grown_box, mask_indices, value_counts
 
 
 def random_masks():
@@ -52,3 +54,32 @@ def test_grown_box_widens_per_axis_and_stays_inside_the_array():
     assert grown_box(box, [1, 0, 3], (20, 10, 11)) == (slice(0, 4), slice(5, 9), slice(0, 11))
     grid = np.arange(20 * 10 * 11).reshape(20, 10, 11)
     assert grid[grown_box(box, 1, grid.shape)].shape == (4, 6, 10)
+
+
+@pytest.mark.parametrize("mask", list(random_masks()))
+def test_erode_faces_equals_scipys_erosion_by_the_cross_over_the_same_axes(mask):
+    blobs = ndimage.binary_dilation(mask)  # solid pieces too, not only scattered voxels
+    for tested in (mask, blobs):
+        for axes in ((0, 1, 2), (1, 2), (0, 2), (0,)):
+            cross = np.zeros((3, 3, 3), bool)
+            cross[1, 1, 1] = True
+            for axis in axes:
+                cross[tuple(slice(None) if a == axis else 1 for a in range(3))] = True
+            expected = ndimage.binary_erosion(tested, cross)
+            assert np.array_equal(erode_faces(tested, axes), expected), axes
+            assert expected.sum() < max(tested.sum(), 1) or not tested.any()  # the erosion removed something
+
+
+@pytest.mark.parametrize("mask", list(random_masks()))
+def test_dilate_cube_equals_scipys_26_neighbour_dilation(mask):
+    expected = ndimage.binary_dilation(mask, np.ones((3, 3, 3), bool))
+    assert np.array_equal(dilate_cube(mask), expected)
+    assert np.array_equal(dilate_cube(mask[:1]), ndimage.binary_dilation(mask[:1], np.ones((3, 3, 3), bool)))
+
+
+def test_physical_coordinate_is_one_column_of_index_to_physical():
+    rotation = np.linalg.qr(np.random.default_rng(5).normal(size=(3, 3)))[0]  # an oblique grid
+    grid = Volume(np.zeros((4, 5, 6), np.uint8), spacing=(0.4, 0.5, 2.0), origin=(-10.0, 3.0, 7.5), direction=rotation)
+    ijk = np.random.default_rng(6).integers(0, 300, size=(50, 3))
+    for axis in range(3):
+        assert np.allclose(grid.physical_coordinate(ijk, axis), grid.index_to_physical(ijk)[:, axis], rtol=0, atol=1e-9)
