@@ -148,8 +148,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.image is None and args.labels is None:
         raise KneePipelineError("Give the MRI to segment (python -m pipeline analyze MRI --out OUT/), or --labels.")
-    # The writers' imports load in the background while the inputs are read and measured (a one-case process).
-    threading.Thread(target=preload_writers, name="preload-writers", daemon=True).start()
     request = analysis_request(args, image=args.image, labels=args.labels)
     # Inputs are read (once) before a model is loaded: a wrong, oversized or truncated file costs no model load; the
     # segmentation's memory cost is read from the model's files.
@@ -159,6 +157,9 @@ def run(args: argparse.Namespace) -> int:
         cost = segmentation_cost(spec.model, spec.folder, fallback_to_demo=spec.fallback_to_demo)
     inputs = read_inputs(request.image, request.labels, request.label_scheme, request.limits, image_cost=cost)
     request = request.with_changes(image=inputs.image, labels=inputs.labels)
+    # The writers' imports load in the background while the knee is measured (a one-case process); not while the
+    # inputs are read, which they would slow down, and not for an input that is refused.
+    threading.Thread(target=preload_writers, name="preload-writers", daemon=True).start()
     grid = inputs.image if inputs.image is not None else inputs.labels.volume  # type: ignore[union-attr]
     ensure_free_space(args.out, results_bytes(grid.array.size))  # before a model load and an analysis
     engine = build_engine(args, segment=request.needs_segmentation)

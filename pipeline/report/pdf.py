@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import labels as L
+from . import pdf_fonts
 from . import report_content as C
 from .map_figure import draw_thickness_maps, map_note
 from .slices import EDGE_LETTERS, overlay_rgb, pixel_mm, slice_locations, take_slice, to_lps_array, window
@@ -55,6 +56,7 @@ def write_case_report(result: AnalysisView, results: dict, pdf_path: Path, png_p
     from ..log_levels import quiet_noisy_libraries
 
     quiet_noisy_libraries()  # fontTools logs every subset table at INFO
+    pdf_fonts.install()  # fonts embedded without the layout tables a PDF never reads: same pages, faster
     redact = C.Redactor.from_headers(_source_headers(result))
     with matplotlib.rc_context({"pdf.fonttype": 42, "font.size": 8}):
         pages = [_summary_page(result, results, redact), _maps_page(result, results, redact)]
