@@ -52,12 +52,12 @@ class StructureStats:
         }
 
 
-def label_boxes(labels: Volume) -> dict[str, tuple[slice, ...]]:
-    """Every canonical structure's bounding box (array index slices), found in one pass over the label map; absent
-    structures are left out."""
+def label_boxes(labels: np.ndarray) -> dict[str, tuple[slice, ...]]:
+    """Every canonical structure's bounding box (index slices) in a canonical label array, found in one pass over
+    it; absent structures are left out."""
     from scipy import ndimage
 
-    boxes = ndimage.find_objects(labels.array)
+    boxes = ndimage.find_objects(labels)
     return {
         name: boxes[value - 1]
         for name, value in L.CANONICAL.items()
@@ -69,7 +69,7 @@ def structure_stats(labels: Volume) -> dict[str, StructureStats]:
     from scipy import ndimage
 
     out = {}
-    boxes = label_boxes(labels)
+    boxes = label_boxes(labels.array)
     structure_26 = np.ones((3, 3, 3), dtype=bool)
     for name in L.STRUCTURES:
         value = L.CANONICAL[name]

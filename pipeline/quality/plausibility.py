@@ -198,7 +198,7 @@ def bone_width_mm(labels: Volume, bone: str, box: tuple[slice, ...] | None = Non
 
 def structure_box(labels: Volume, structure: str) -> tuple[slice, ...] | None:
     """The bounding box (array index slices) of one structure, None when absent."""
-    return label_boxes(labels).get(structure)
+    return label_boxes(labels.array).get(structure)
 
 
 def pieces_and_attachment(

@@ -22,7 +22,16 @@ from .. import labels as L
 from . import pdf_fonts
 from . import report_content as C
 from .map_figure import draw_thickness_maps, map_note
-from .slices import EDGE_LETTERS, overlay_rgb, pixel_mm, slice_locations, take_slice, to_lps_array, window
+from .slices import (
+    EDGE_LETTERS,
+    lps_layout,
+    overlay_rgb,
+    pixel_mm,
+    slice_locations,
+    take_slice,
+    to_lps_array,
+    window,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -119,7 +128,7 @@ def _slices(fig, result: AnalysisView) -> None:
     labels, spacing = to_lps_array(result.labels)
     image = None if result.image is None else window(to_lps_array(result.image)[0])
     locations = slice_locations(result.image if result.image is not None else result.labels)
-    centres = _slice_centres(labels)
+    centres = _slice_centres(labels, _lps_boxes(result))
     for n, plane in enumerate(("axial", "coronal", "sagittal")):
         ax = fig.add_axes((0.06 + n * 0.3, 0.575, 0.27, 0.2))
         index = centres[plane]
@@ -162,16 +171,28 @@ def _label_legend(fig, x: float, y: float) -> None:
         fig.text(left + 0.014, y_row - 0.0005, L.structure_display_name(name), fontsize=6.5, va="center")
 
 
-def _slice_centres(labels: np.ndarray) -> dict[str, int]:
+def _lps_boxes(result: AnalysisView) -> dict[str, tuple[slice, ...]] | None:
+    """The structures' bounding boxes in the [S, P, L] array, from those the morphometry found (no pass over the
+    grid); None when the map is not a permuted view (an oblique grid is resampled) or a box is not known."""
+    layout = lps_layout(result.labels)
+    present = {name: stats.box for name, stats in result.structures.items() if stats.present}
+    if layout is None or any(box is None for box in present.values()):
+        return None
+    return {name: layout.lps_box(box, result.labels.array.shape) for name, box in present.items() if box is not None}
+
+
+def _slice_centres(labels: np.ndarray, boxes: dict[str, tuple[slice, ...]] | None = None) -> dict[str, int]:
     """Slice indices in the [S, P, L] array: patellar cartilage (axial), tibial cartilage (coronal), medial
-    tibial cartilage (sagittal), each falling back to all cartilage, then the middle."""
+    tibial cartilage (sagittal), each falling back to all cartilage, then the middle. ``boxes``: the structures'
+    boxes in that array, when known (else found here in one pass)."""
 
-    from scipy import ndimage
+    if boxes is None:
+        from ..morphometry.qc import label_boxes
 
-    boxes = ndimage.find_objects(labels)  # every label's bounding box, in one pass
+        boxes = label_boxes(labels)
 
     def centre(names: tuple[str, ...]) -> np.ndarray | None:
-        found = [boxes[v - 1] for v in (L.CANONICAL[n] for n in names) if v <= len(boxes) and boxes[v - 1]]
+        found = [boxes[name] for name in names if name in boxes]
         if not found:
             return None
         box = tuple(slice(min(b[a].start for b in found), max(b[a].stop for b in found)) for a in range(3))

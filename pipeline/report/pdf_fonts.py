@@ -50,6 +50,9 @@ def subset_without_layout_tables(fontfile, glyphs: Iterable[int]) -> Iterator[Gl
     options.font_number = getattr(fontfile, "face_index", 0)  # a .ttc collection: the face matplotlib used
     font = subset.load_font(fontfile, options)
     with font:
+        for tag in LAYOUT_TABLES:  # gone before the subsetter's first look, which would read GSUB/GPOS/GDEF
+            if tag in font:
+                del font[tag]
         subsetter = subset.Subsetter(options=options)
         subsetter.populate(gids=list(glyphs))
         subsetter.subset(font)

@@ -62,6 +62,15 @@ class LpsLayout:
         direction = np.asarray(volume.direction, float)
         return np.asarray(volume.origin, float) + (old * np.asarray(volume.spacing, float)) @ direction.T
 
+    def lps_box(self, box: tuple[slice, ...], shape: tuple[int, ...]) -> tuple[slice, ...]:
+        """A box (numpy index slices) of the volume's array of ``shape`` as a box of the [S, P, L] array."""
+        out = []
+        for a in (2, 1, 0):  # [S, P, L] numpy axis 2 - a holds the volume's ITK axis perm[a]
+            axis = 2 - self.perm[a]
+            start, stop = box[axis].start, box[axis].stop
+            out.append(slice(shape[axis] - stop, shape[axis] - start) if self.flip[a] else slice(start, stop))
+        return tuple(out)
+
 
 def lps_layout(volume: Volume) -> LpsLayout | None:
     """The permutation and flips onto LPS index axes; None when an axis lies between two patient axes (about 45

@@ -56,3 +56,15 @@ def test_an_axis_about_45_degrees_oblique_is_left_to_simpleitk():
     array, _ = slices.to_lps_array(volume)
     orient = sitk.DICOMOrient(volume.to_sitk(), "LPS")
     assert array.shape == sitk.GetArrayFromImage(orient).shape
+
+
+@pytest.mark.parametrize("volume", list(_volumes()), ids=lambda v: str(np.round(v.direction, 2).tolist()))
+def test_a_box_of_the_volume_is_the_same_voxels_boxed_in_the_lps_array(volume):
+    from pipeline.volume import bounding_box
+
+    mask = np.zeros(volume.array.shape, bool)
+    mask[1:4, 2:3, 5:11] = True  # touches the last index of one axis, so a flip's end is checked
+    mask[2, 7, 6] = True
+    box = slices.lps_layout(volume).lps_box(bounding_box(mask), mask.shape)
+    moved = slices.to_lps_array(volume.with_array(mask.astype(np.uint8)))[0].astype(bool)
+    assert box == bounding_box(moved)

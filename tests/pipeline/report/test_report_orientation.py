@@ -83,3 +83,14 @@ def test_changes_are_signed_and_zero_is_never_negative():
     assert formatted(0.5, "mm", signed=True) == "+0.50" and formatted(-0.5, "mm", signed=True) == "-0.50"
     assert formatted(-0.001, "mm", signed=True) == "0.00"
     assert np.signbit(rounded(-0.001, "mm")) == np.False_
+
+
+def test_slices_placed_from_the_morphometrys_boxes_are_those_a_pass_over_the_grid_finds():
+    from pipeline.report.pdf import _lps_boxes, _slice_centres
+    from pipeline.report.slices import to_lps_array
+
+    result = mese_case().result
+    labels, _ = to_lps_array(result.labels)
+    boxes = _lps_boxes(result)
+    assert boxes is not None and L.PATELLAR_CARTILAGE in boxes  # the boxes are used, not the fallback
+    assert _slice_centres(labels, boxes) == _slice_centres(labels)
