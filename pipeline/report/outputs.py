@@ -117,6 +117,12 @@ def zip_files(out_dir: Path, files: dict[str, Path], target: Path) -> Path:
 
 #: Members already compressed (or not worth it) are stored as they are: deflating them again costs time for nothing.
 STORED_SUFFIXES = (".gz", ".png", ".pdf", ".zip")
+#: Level 1: on the meshes (binary floats, most of the zip) it compresses as well as level 6 (2.75x) in a sixth of the
+#: time (bench/RESULTS.md).
+ZIP_LEVEL = 1
+#: Members up to this size are read and compressed whole (see ZipAppender.add); larger ones (a T2 parametric map of a
+#: big series) are streamed, so a zip never holds more than this in memory.
+WHOLE_MEMBER_BYTES = 64 * 1024 * 1024
 
 
 class ZipAppender:
@@ -124,21 +130,23 @@ class ZipAppender:
 
     def __init__(self, out_dir: Path, target: Path):
         self.out_dir, self.target = out_dir, target
-        # Level 1: on the meshes (binary floats, most of the zip) it compresses as well as level 6 (2.75x) in a
-        # sixth of the time (bench/RESULTS.md).
         self._archive: zipfile.ZipFile | None = zipfile.ZipFile(
-            target, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1
+            target, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL
         )
 
     def add(self, paths) -> None:
         assert self._archive is not None, "the zip is closed"
         for path in paths:
             stored = path.name.lower().endswith(STORED_SUFFIXES)
-            self._archive.write(
-                path,
-                arcname=str(path.relative_to(self.out_dir)),
-                compress_type=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED,
-            )
+            kind = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+            info = zipfile.ZipInfo.from_file(path, arcname=str(path.relative_to(self.out_dir)))
+            if info.file_size > WHOLE_MEMBER_BYTES:
+                self._archive.write(path, arcname=info.filename, compress_type=kind)
+                continue
+            # One compression call per member: ZipFile.write feeds zlib 8 kB at a time, and each call gives up
+            # Python's lock and must win it back, so beside a busy Python thread (the PDF report, another job of
+            # the app) a 6 MB zip took 15 s instead of 0.17 s (bench/zip_under_load.py).
+            self._archive.writestr(info, path.read_bytes(), compress_type=kind, compresslevel=ZIP_LEVEL)
 
     def close(self) -> Path:
         if self._archive is not None:
