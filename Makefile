@@ -42,10 +42,12 @@ example: $(STAMP)
 
 # The same gate as CI: lint, format, types, then the tests, one pytest-xdist worker per core (a module's tests stay
 # on one worker, so its module-scoped fixtures are built once; tests/conftest.py divides the numeric threads and
-# hands the longest modules out first, an order --no-loadscope-reorder keeps).
+# hands the longest modules out first, an order --no-loadscope-reorder keeps). Bytecode is written even where the
+# environment says not to (PYTHONDONTWRITEBYTECODE): the suite starts about a hundred Python processes (workers, CLI
+# runs, Ray workers), which then compile the project and rewrite the tests' asserts once instead of each.
 TEST_WORKERS ?= auto
 test: $(STAMP) system-tools check
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 check: $(STAMP)
 	$(PY) -m ruff check .
