@@ -14,7 +14,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 from pipeline.io import write_volume
-from tests.fixtures.app import GatedEngine, running_app
+from tests.fixtures.app import GatedEngine, files_named, running_app
 from tests.fixtures.knees import phantom
 
 NO_MODEL = "(none: analysis of label maps only)"
@@ -59,8 +59,8 @@ def test_a_closed_pages_waiting_job_never_starts(app, tmp_path, monkeypatch):
         later = Client(url, verbose=False).submit(None, handle_file(str(shared)), *OPTIONS, api_name="/run")
         _wait_until(lambda: later.status().code.name == "IN_QUEUE")  # queued behind the abandoned job
         page.close()  # the heartbeat ends: Gradio runs the unload handler for this session
-        _wait_until(lambda: not list(services.uploads.folder.rglob("abandoned_image.nrrd")))  # the handler ran
-        assert list(services.uploads.folder.rglob("shared_labels.nrrd"))  # kept for the later job
+        _wait_until(lambda: not files_named(services.uploads.folder, "abandoned_image.nrrd"))  # the handler ran
+        assert files_named(services.uploads.folder, "shared_labels.nrrd")  # kept for the later job
     finally:
         engine.gate.set()
     assert "left knee" in running.result(timeout=120)[0]

@@ -12,7 +12,7 @@ from gradio_client import Client, handle_file
 
 from pipeline import diskspace
 from pipeline.io import write_volume
-from tests.fixtures.app import running_app
+from tests.fixtures.app import files_named, running_app
 from tests.fixtures.disk import MB, fill, pretend_free, small_disk
 from tests.fixtures.knees import phantom
 
@@ -78,7 +78,7 @@ def test_an_upload_that_cannot_fit_is_refused_before_it_is_written(app, monkeypa
     before = _partials(services)
     refused = _upload(url, "big_upload.nii.gz", 1 * MB)  # 1 MB would leave less than the 1 GB kept free
     assert refused.status_code == 507 and refused.text.startswith(SERVER_FULL)
-    assert _partials(services) == before and not list(services.uploads.folder.rglob("big_upload*"))
+    assert _partials(services) == before and not files_named(services.uploads.folder, "big_upload*")
 
 
 def _partials(services) -> set[Path]:

@@ -11,7 +11,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 from pipeline.io import write_volume
-from tests.fixtures.app import running_app
+from tests.fixtures.app import files_named, running_app
 from tests.fixtures.knees import phantom
 
 AUTH = ("alice", "s3cret-pass")
@@ -63,11 +63,11 @@ def test_a_heartbeat_dropped_by_someone_without_the_login_leaves_the_session_alo
     owner = Client(url, auth=AUTH, verbose=False)
     args = (None, handle_file(str(labels)), "canonical", NO_MODEL, False, "Automatic", 0.5, False)
     assert "<strong>Done</strong>" in owner.predict(*args, api_name="/run")[0]
-    assert list(services.uploads.folder.rglob("owned_labels.nrrd"))  # kept for the owner's session
+    assert files_named(services.uploads.folder, "owned_labels.nrrd")  # kept for the owner's session
     with httpx.Client(base_url=url, timeout=30) as intruder:
         assert _heartbeat_status(intruder, owner.session_hash)[0] == 401
     time.sleep(3)  # a session ended by the drop would have lost its upload by now
-    assert list(services.uploads.folder.rglob("owned_labels.nrrd"))
+    assert files_named(services.uploads.folder, "owned_labels.nrrd")
     owner.close()
 
 
