@@ -190,7 +190,8 @@ def erode_faces(mask: np.ndarray, axes: tuple[int, ...] = (0, 1, 2)) -> np.ndarr
     6-neighbourhood), outside the array counting as background: a voxel stays when it and both its neighbours along
     every axis in ``axes`` are set. Three shifted ANDs over the array, 10-15x faster than scipy's general erosion
     on a bone's box."""
-    out = mask.astype(bool, copy=True)
+    mask = mask.astype(bool, copy=False)  # the ANDs below are logical only on booleans (2 & 1 is 0)
+    out = mask.copy()
     for axis in axes:
         inner = _along(axis, slice(1, -1), mask.ndim)
         out[inner] &= mask[_along(axis, slice(None, -2), mask.ndim)] & mask[_along(axis, slice(2, None), mask.ndim)]

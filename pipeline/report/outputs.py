@@ -145,7 +145,7 @@ class ZipAppender:
                 continue
             # One compression call per member: ZipFile.write feeds zlib 8 kB at a time, and each call gives up
             # Python's lock and must win it back, so beside a busy Python thread (the PDF report, another job of
-            # the app) a 6 MB zip took 15 s instead of 0.17 s (bench/zip_under_load.py).
+            # the app) a 14 MB zip took 14 s instead of 0.17 s (bench/zip_under_load.py).
             self._archive.writestr(info, path.read_bytes(), compress_type=kind, compresslevel=ZIP_LEVEL)
 
     def close(self) -> Path:

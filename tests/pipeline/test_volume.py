@@ -67,6 +67,8 @@ def test_erode_faces_equals_scipys_erosion_by_the_cross_over_the_same_axes(mask)
                 cross[tuple(slice(None) if a == axis else 1 for a in range(3))] = True
             expected = ndimage.binary_erosion(tested, cross)
             assert np.array_equal(erode_faces(tested, axes), expected), axes
+            labelled = tested * (1 + np.indices(tested.shape).sum(axis=0) % 2).astype(np.uint8)  # values 1 and 2
+            assert np.array_equal(erode_faces(labelled, axes), expected), axes  # any non-zero value is "set"
             assert expected.sum() < max(tested.sum(), 1) or not tested.any()  # the erosion removed something
 
 
