@@ -102,19 +102,73 @@ def _geometry(spec: PhantomSpec) -> dict[str, float]:
     }
 
 
-def _label_knee_frame(q: np.ndarray, spec: PhantomSpec) -> np.ndarray:
-    """Canonical labels for (N, 3) knee-frame points of a right knee."""
+#: Menisci: C-shaped wedges between these normalised radii of a plateau's ellipse, rising from the inner edge.
+MENISCUS_RHO = (1.08, 1.5)
+#: Margin (mm) of the boxes that hold each group of structures (see ``_label_knee_frame``).
+BOX_MARGIN_MM = 1.0
+
+
+def _meniscus_height(rho: np.ndarray | float) -> np.ndarray | float:
+    """Height (mm) of a meniscus above its plateau at normalised radius ``rho``."""
+    return 1.5 + 5.0 * (rho - MENISCUS_RHO[0]) / 0.42
+
+
+def _label_knee_frame(q: np.ndarray, spec: PhantomSpec, *, boxed: bool = True) -> np.ndarray:
+    """Canonical labels for (N, 3) knee-frame points of a right knee.
+
+    Each group of structures (femur, tibia, patella) is evaluated only on the points inside a box that surely holds
+    it, with a margin: the same arithmetic on each point as over all of them, so the same labels, about twice as
+    fast. ``boxed=False`` evaluates every group on every point (the reference the tests compare with).
+    """
     x, y, z = q[:, 0], q[:, 1], q[:, 2]
-    g = _geometry(spec)
-    zc, R = g["zc"], CONDYLE_RADIUS
     out = np.zeros(len(q), dtype=np.uint8)
 
     def put(mask: np.ndarray, structure: str) -> None:
         out[mask & (out == 0)] = L.CANONICAL[structure]
 
+    femur, femoral_cartilage = _femur_group(x, y, z, spec, boxed)
+    tibia, tibial_cartilage, menisci = _tibia_group(x, y, z, spec, boxed)
+    patella, patellar_cartilage = _patella_group(x, y, z, spec, boxed)
     # Bones first; cartilage only fills background.
+    put(femur, L.FEMUR)
+    put(tibia, L.TIBIA)
+    put(patella, L.PATELLA)
+    put(femoral_cartilage, L.FEMORAL_CARTILAGE)
+    put(tibial_cartilage[L.MEDIAL_TIBIAL_CARTILAGE], L.MEDIAL_TIBIAL_CARTILAGE)
+    put(tibial_cartilage[L.LATERAL_TIBIAL_CARTILAGE], L.LATERAL_TIBIAL_CARTILAGE)
+    put(patellar_cartilage, L.PATELLAR_CARTILAGE)
+    put(menisci[L.MEDIAL_MENISCUS], L.MEDIAL_MENISCUS)
+    put(menisci[L.LATERAL_MENISCUS], L.LATERAL_MENISCUS)
+    return out
+
+
+def _inside(box: np.ndarray, boxed: bool):
+    """The indices of the points in ``box`` (all of them if not ``boxed``), and a function scattering a mask of those
+    points back to all."""
+    index = np.flatnonzero(box) if boxed else np.arange(len(box))
+
+    def scatter(mask: np.ndarray) -> np.ndarray:
+        full = np.zeros(len(box), dtype=bool)
+        full[index] = mask
+        return full
+
+    return index, scatter
+
+
+def _femur_group(
+    x: np.ndarray, y: np.ndarray, z: np.ndarray, spec: PhantomSpec, boxed: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Femur (shaft, condyles, trochlea) and femoral cartilage."""
+    zc, R = _geometry(spec)["zc"], CONDYLE_RADIUS
+    reach = R + spec.femoral_mm + BOX_MARGIN_MM  # condyles' and trochlea's shells, from their centres or axis
+    shaft_reach = SHAFT_RADIUS + BOX_MARGIN_MM
+    near_condyles = (np.abs(z - zc) <= reach) & (np.abs(y) <= reach) & (np.abs(x) <= CONDYLE_X + reach)
+    near_shaft = (z >= zc) & (np.abs(x) <= shaft_reach) & (np.abs(y) <= shaft_reach)
+    index, scatter = _inside(near_condyles | near_shaft, boxed)
+    x, y, z = x[index], y[index], z[index]
+
     shaft = (z >= zc) & (x**2 + y**2 <= SHAFT_RADIUS**2)
-    condyle_cart = np.zeros(len(q), dtype=bool)
+    condyle_cart = np.zeros(len(x), dtype=bool)
     femur = shaft.copy()
     for cx in (CONDYLE_X, -CONDYLE_X):
         dx, dy, dz = x - cx, y, z - zc
@@ -128,44 +182,74 @@ def _label_knee_frame(q: np.ndarray, spec: PhantomSpec) -> np.ndarray:
     trochlea_bone, trochlea_cart, near_trochlea = _trochlea(x, y, z - zc, spec.femoral_mm)
     femur |= trochlea_bone
     condyle_cart = (condyle_cart & ~near_trochlea) | trochlea_cart
-    put(femur, L.FEMUR)
+    return scatter(femur), scatter(condyle_cart)
 
-    # Tibial compartments: each plateau tilted about its own centre (7 deg posterior slope, 3 deg varus), so
-    # the cartilage slabs are not aligned with the voxel grid (aligned slabs would all voxelise alike).
+
+def _tibia_group(x: np.ndarray, y: np.ndarray, z: np.ndarray, spec: PhantomSpec, boxed: bool):
+    """Tibia, tibial cartilage and menisci (the last two by structure).
+
+    Each plateau is tilted about its own centre (7 deg posterior slope, 3 deg varus), so the cartilage slabs are not
+    aligned with the voxel grid (aligned slabs would all voxelise alike).
+    """
+    normals = {
+        cx: _unit([np.sign(cx) * np.tan(np.radians(3.0)), np.tan(np.radians(7.0)), 1.0])
+        for cx in (CONDYLE_X, -CONDYLE_X)
+    }
+    # The box: the plateau ellipse (40 x 26 mm) and, below z = -12, the shaft (radius 15), up to the highest point
+    # at most `top` above a plateau (cartilage or meniscus) anywhere in that box.
+    half_x, half_y = 40.0 + BOX_MARGIN_MM, 26.0 + BOX_MARGIN_MM
+    top = max(*spec.compartment_tibial_mm.values(), _meniscus_height(MENISCUS_RHO[1]))
+    z_top = BOX_MARGIN_MM + max(
+        (top + (half_x + CONDYLE_X) * abs(n[0]) + half_y * abs(n[1])) / n[2] for n in normals.values()
+    )
+    shaft_reach = 15.0 + BOX_MARGIN_MM
+    box = (z <= z_top) & (np.abs(x) <= half_x) & (np.abs(y) <= half_y)
+    box &= (z >= -12 - BOX_MARGIN_MM) | ((np.abs(x) <= shaft_reach) & (np.abs(y) <= shaft_reach))
+    index, scatter = _inside(box, boxed)
+    x, y, z = x[index], y[index], z[index]
+
     tibia = (z < -12) & (x**2 + y**2 <= 15**2)
     heights = {}
-    for cx in (CONDYLE_X, -CONDYLE_X):
-        normal = _unit([np.sign(cx) * np.tan(np.radians(3.0)), np.tan(np.radians(7.0)), 1.0])
+    for cx, normal in normals.items():
         h = (x - cx) * normal[0] + y * normal[1] + z * normal[2]  # height above this plateau, along its normal
         u = np.stack([x - cx, y, z]) - h * normal[:, None]  # foot point in the plateau (cut walls along the normal)
         heights[cx] = (h, u)
         half = (x >= 0) if cx > 0 else (x < 0)
         tibia |= half & (h <= 0) & (z >= -12) & ((x / 40) ** 2 + (y / 26) ** 2 <= 1)
-    put(tibia, L.TIBIA)
 
-    pz, py = g["patella_z"], g["patella_face_y"]
-    # Patella in its own frame, tilted 10 deg about the vertical and 6 deg about the medial-lateral axis.
-    px, pyy, pzz = _rotate(np.stack([x, y - py, z - pz]), z_deg=10.0, x_deg=6.0)
-    patella = (pyy <= 0) & ((px / 20) ** 2 + (pyy / 10) ** 2 + (pzz / 17) ** 2 <= 1)
-    put(patella, L.PATELLA)
-
-    put(condyle_cart, L.FEMORAL_CARTILAGE)
     tibial_mm = spec.compartment_tibial_mm
+    cartilage, menisci = {}, {}
     for cx, structure, side in (
         (CONDYLE_X, L.MEDIAL_TIBIAL_CARTILAGE, "medial"),
         (-CONDYLE_X, L.LATERAL_TIBIAL_CARTILAGE, "lateral"),
     ):
         h, u = heights[cx]
-        put((h > 0) & (h <= tibial_mm[side]) & ((u[0] / 11) ** 2 + (u[1] / 15) ** 2 <= 1), structure)
-    put((pyy > 0) & (pyy <= spec.patellar_mm) & ((px / 13) ** 2 + (pzz / 12) ** 2 <= 1), L.PATELLAR_CARTILAGE)
-
+        cartilage[structure] = scatter((h > 0) & (h <= tibial_mm[side]) & ((u[0] / 11) ** 2 + (u[1] / 15) ** 2 <= 1))
     for cx, structure in ((CONDYLE_X, L.MEDIAL_MENISCUS), (-CONDYLE_X, L.LATERAL_MENISCUS)):
         h, u = heights[cx]
         rho = np.sqrt((u[0] / 11) ** 2 + (u[1] / 15) ** 2)
-        height = 1.5 + 5.0 * (rho - 1.08) / 0.42
         opening = (-np.sign(cx) * u[0] > 0) & (np.abs(u[1]) < 6)  # C shape, open toward the notch
-        put((rho >= 1.08) & (rho <= 1.5) & (h > 0) & (h <= height) & ~opening, structure)
-    return out
+        inner, outer = MENISCUS_RHO
+        menisci[structure] = scatter(
+            (rho >= inner) & (rho <= outer) & (h > 0) & (h <= _meniscus_height(rho)) & ~opening
+        )
+    return scatter(tibia), cartilage, menisci
+
+
+def _patella_group(
+    x: np.ndarray, y: np.ndarray, z: np.ndarray, spec: PhantomSpec, boxed: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Patella and patellar cartilage, in the patella's own frame (tilted 10 deg about the vertical and 6 deg about
+    the medial-lateral axis)."""
+    g = _geometry(spec)
+    px, pyy, pzz = _rotate(np.stack([x, y - g["patella_face_y"], z - g["patella_z"]]), z_deg=10.0, x_deg=6.0)
+    m = BOX_MARGIN_MM
+    box = (np.abs(px) <= 20 + m) & (np.abs(pzz) <= 17 + m) & (pyy >= -10 - m) & (pyy <= spec.patellar_mm + m)
+    index, scatter = _inside(box, boxed)
+    px, pyy, pzz = px[index], pyy[index], pzz[index]
+    patella = (pyy <= 0) & ((px / 20) ** 2 + (pyy / 10) ** 2 + (pzz / 17) ** 2 <= 1)
+    cartilage = (pyy > 0) & (pyy <= spec.patellar_mm) & ((px / 13) ** 2 + (pzz / 12) ** 2 <= 1)
+    return scatter(patella), scatter(cartilage)
 
 
 def _trochlea(x: np.ndarray, y: np.ndarray, dz: np.ndarray, thickness: float):
