@@ -26,3 +26,19 @@ def select_device(preference: str = "auto"):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     return torch.device(preference)
+
+
+def release_memory(device) -> None:
+    """After a case: on CUDA, collect reference cycles and hand torch's cached blocks back to the driver, so the
+    next case (or another process) gets the GPU memory. Elsewhere nothing: after a CPU segmentation a full collection
+    finds nothing unreachable (refcounting has freed every array and tensor), yet it takes ~0.3 s with Python's lock
+    held in the app's process (~570k objects), stalling every other job and request there
+    (tests/pipeline/segmentation/test_segmenter.py::test_a_cpu_segmentation_leaves_no_arrays_in_cycles)."""
+    if getattr(device, "type", None) != "cuda":
+        return
+    import gc
+
+    import torch
+
+    gc.collect()
+    torch.cuda.empty_cache()

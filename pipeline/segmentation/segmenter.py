@@ -14,7 +14,6 @@ torch and nnunetv2 are imported only when a Segmenter is built, so the label-map
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -32,7 +31,7 @@ from ..progress import ProgressFn, no_progress
 from ..volume import Volume
 from .confidence import NetworkConfidence
 from .cost import nnunet_cost
-from .devices import select_device
+from .devices import release_memory, select_device
 from .label_map import LabelMapping, map_model_labels
 from .postprocess import SOFT_TISSUE_MIN_PIECE_FRACTION, check_image, check_knee_found, postprocess
 from .predictor import Stage, check_stages, load_stage
@@ -184,7 +183,7 @@ class Segmenter:
             canonical, changes = postprocess(self.mapping.lookup_table()[model_labels])
             seconds["postprocessing"] = time.perf_counter() - t1
             seconds["total"] = time.perf_counter() - t0
-            self._free_memory()
+            release_memory(self.device)
         if self.require_knee if require_knee is None else require_knee:
             check_knee_found(canonical, image)
         report(1.0, "Segmentation complete")
@@ -245,13 +244,6 @@ class Segmenter:
             # The cascade wants (1, Z, Y, X) with a signed dtype (uint8 overflows in its one-hot encoding).
             previous = seg[None].astype(np.int16)
         return seg, seconds, tiles, skipped
-
-    def _free_memory(self) -> None:
-        gc.collect()
-        if self.device.type == "cuda":
-            import torch
-
-            torch.cuda.empty_cache()
 
 
 def attach_backend(stage: Stage, options: InferenceOptions, device) -> None:

@@ -8,7 +8,6 @@ become canonical ones. Loaded once; ``predict`` segments one image at a time (a 
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -19,6 +18,7 @@ from ...config import InferenceOptions
 from ...io.limits import CaseCost
 from ...progress import ProgressFn, no_progress, scaled
 from ...volume import Volume
+from ..devices import release_memory
 from ..postprocess import check_image, check_knee_found
 from ..segmenter import Segmentation, what_to_do
 from .cleanup import clean_native, native_to_canonical
@@ -176,7 +176,7 @@ class GoyalSegmenter:
                 native = next(iter(votes.values()))
             canonical = native_to_canonical(native)
             seconds["total"] = time.perf_counter() - t0
-            gc.collect()
+            release_memory(self.device)
         if self.require_knee if require_knee is None else require_knee:
             check_knee_found(canonical, image)
         report(1.0, "Segmentation complete")
