@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-from gradio_client import Client
 
 from pipeline.io import write_volume
-from tests.fixtures.app import STATUS, run_job
+from tests.fixtures.app import STATUS, page_client, run_job
 from tests.fixtures.dicom import write_series
 from tests.fixtures.knees import phantom
 
@@ -43,7 +42,7 @@ def _dicom_zip(files, target: Path, damage) -> tuple[Path, list[str]]:
 
 @pytest.mark.parametrize("kind", ["nii.gz", "nrrd", "dicom"])
 def test_a_truncated_file_is_refused_naming_it(app, files, tmp_path, kind):
-    client = Client(app[0], verbose=False)
+    client = page_client(app[0])
     if kind == "dicom":
         cut, (_, named, _) = _dicom_zip(files, tmp_path / "series.zip", damage=lambda p: _truncated(p, p, 0.6))
     else:
@@ -74,7 +73,7 @@ def _header_bomb(path: Path, side: int = 512) -> Path:
 def test_a_memory_bomb_is_refused_from_its_header_quickly(app, files, tmp_path):
     bomb = _header_bomb(tmp_path / "bomb.nii.gz")
     assert bomb.stat().st_size < 1_000_000  # 128 MiB of voxels in a few hundred kB
-    client = Client(app[0], verbose=False)
+    client = page_client(app[0])
     process, peak = psutil.Process(), [0]
     baseline = process.memory_info().rss
     done = threading.Event()
@@ -98,7 +97,7 @@ def test_a_memory_bomb_is_refused_from_its_header_quickly(app, files, tmp_path):
 
 
 def test_empty_and_damaged_files_are_named_without_server_paths(app, files, tmp_path):
-    client = Client(app[0], verbose=False)
+    client = page_client(app[0])
     jobs_before = sorted(app[1].store.root.iterdir())
     empty = tmp_path / "empty.nii.gz"
     empty.write_bytes(b"")
@@ -124,12 +123,12 @@ def test_an_image_and_label_map_on_different_grids_are_explained(app, files):
     other_grid = phantom(side="left", spacing=(0.8, 0.8, 1.2)).labels
     labels = write_volume(other_grid, files["folder"] / "other_grid_labels.nrrd")
     with pytest.raises(Exception, match="does not lie on the image's voxel grid") as info:
-        run_job(Client(app[0], verbose=False), files["image_nii"], labels)
+        run_job(page_client(app[0]), files["image_nii"], labels)
     assert "Image grid" in str(info.value) and "label grid" in str(info.value)
 
 
 def test_a_label_map_of_the_other_knee_is_warned(app, files):
     """Left-knee image, right-knee label map on the same grid (the synthetic knees are mirror images)."""
-    out = run_job(Client(app[0], verbose=False), files["image_nii"], files["right"])
+    out = run_job(page_client(app[0]), files["image_nii"], files["right"])
     assert "right knee" in out[STATUS]
     assert "looks mirrored left-right against the image" in out[11]  # the QC warnings

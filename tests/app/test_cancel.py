@@ -11,10 +11,10 @@ import threading
 import time
 
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
 from pipeline.io import write_volume
-from tests.fixtures.app import GatedEngine, files_named, running_app
+from tests.fixtures.app import GatedEngine, files_named, page_client, running_app
 from tests.fixtures.knees import phantom
 
 NO_MODEL = "(none: analysis of label maps only)"
@@ -51,12 +51,12 @@ def test_a_closed_pages_waiting_job_never_starts(app, tmp_path, monkeypatch):
     image = write_volume(render_mr(knee), tmp_path / "abandoned_image.nrrd")
     engine.gate.clear()
     try:
-        running = Client(url, verbose=False).submit(None, handle_file(str(first)), *OPTIONS, api_name="/run")
+        running = page_client(url).submit(None, handle_file(str(first)), *OPTIONS, api_name="/run")
         _wait_until(lambda: "first" in engine.started)
-        page = Client(url, verbose=False)
+        page = page_client(url)
         abandoned = page.submit(handle_file(str(image)), handle_file(str(shared)), *OPTIONS, api_name="/run")
         _wait_until(lambda: abandoned.status().code.name == "IN_QUEUE")
-        later = Client(url, verbose=False).submit(None, handle_file(str(shared)), *OPTIONS, api_name="/run")
+        later = page_client(url).submit(None, handle_file(str(shared)), *OPTIONS, api_name="/run")
         _wait_until(lambda: later.status().code.name == "IN_QUEUE")  # queued behind the abandoned job
         page.close()  # the heartbeat ends: Gradio runs the unload handler for this session
         _wait_until(lambda: not files_named(services.uploads.folder, "abandoned_image.nrrd"))  # the handler ran
@@ -80,7 +80,7 @@ def test_gradios_own_cancel_of_a_running_job_returns_at_once_and_stops_it(app, t
     opener = threading.Timer(20, engine.gate.set)  # the analysis is held in the engine until then
     opener.start()
     try:
-        job = Client(url, verbose=False).submit(None, handle_file(str(knee)), *OPTIONS, api_name="/run")
+        job = page_client(url).submit(None, handle_file(str(knee)), *OPTIONS, api_name="/run")
         _wait_until(lambda: "cancelled_knee" in engine.started)
         start = time.monotonic()
         job.cancel()

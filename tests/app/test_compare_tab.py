@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
-from tests.fixtures.app import running_app, table_rows
+from tests.fixtures.app import page_client, running_app, table_rows
 from tests.fixtures.knees import analysed
 
 COARSE = (0.5, 0.5, 0.8)
@@ -19,7 +19,7 @@ STATUS, TABLE, NOTES, COLORBAR, DOWNLOADS = range(5)  # the job token (a State) 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     with running_app(tmp_path_factory.mktemp("app-compare")) as (url, _):
-        yield Client(url, verbose=False)
+        yield page_client(url)
 
 
 def rows(out) -> dict[str, list]:

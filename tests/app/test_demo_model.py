@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
 from pipeline.config import InferenceOptions
 from pipeline.engine import Engine
@@ -19,14 +19,14 @@ from pipeline.io import write_volume
 from pipeline.report.table import WARNING_SEPARATOR
 from pipeline.segmentation.loading import DEMO_WARNING
 from pipeline.synthetic import PhantomSpec, make_phantom, render_mr
-from tests.fixtures.app import DOWNLOADS, STATUS, is_done, running_app
+from tests.fixtures.app import DOWNLOADS, STATUS, is_done, page_client, running_app
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     engine = Engine.load("demo", inference=InferenceOptions(device="cpu"))
     with running_app(tmp_path_factory.mktemp("app-demo"), engine=engine) as (url, _):
-        yield Client(url, verbose=False)
+        yield page_client(url)
 
 
 def _downloaded(out) -> tuple[dict, dict]:

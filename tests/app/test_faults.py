@@ -8,11 +8,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
 from pipeline import diskspace
 from pipeline.io import write_volume
-from tests.fixtures.app import files_named, running_app
+from tests.fixtures.app import files_named, page_client, running_app
 from tests.fixtures.disk import MB, fill, pretend_free, small_disk
 from tests.fixtures.knees import phantom
 
@@ -23,7 +23,7 @@ SERVER_FULL = "The server's disk is full"
 
 def _run(url: str, labels: Path):
     args = (None, handle_file(str(labels)), "canonical", NO_MODEL, False, "Automatic", 0.5, False)
-    return Client(url, verbose=False).predict(*args, api_name="/run")
+    return page_client(url).predict(*args, api_name="/run")
 
 
 def _upload(url: str, name: str, size: int) -> httpx.Response:

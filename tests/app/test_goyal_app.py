@@ -7,12 +7,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
 from pipeline.config import InferenceOptions
 from pipeline.engine import Engine
 from pipeline.io import write_volume
-from tests.fixtures.app import running_app
+from tests.fixtures.app import page_client, running_app
 from tests.fixtures.goyal import FAKE_COMMIT, STANDIN_INFO, standin_knee, write_standin_cache
 
 pytestmark = [
@@ -31,7 +31,7 @@ def app(tmp_path_factory):
         patch.setenv("HF_HUB_OFFLINE", "1")
         engine = Engine.for_app(inference=InferenceOptions(device="cpu"))
         with running_app(tmp_path_factory.mktemp("app-goyal"), engine=engine) as (url, services):
-            yield Client(url, verbose=False), services
+            yield page_client(url), services
 
 
 def test_the_app_offers_the_goyal_models_it_finds(app):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
 from pipeline.io import write_volume
-from tests.fixtures.app import NO_MODEL, SMALL, STATUS, files_named
+from tests.fixtures.app import NO_MODEL, SMALL, STATUS, files_named, page_client
 from tests.fixtures.knees import phantom
 
 
@@ -21,11 +21,11 @@ def test_a_queued_job_cancelled_through_the_api_never_runs(app, files):
     before = len(engine.started)
     engine.gate.clear()  # the first job holds the lane until the gate opens
     try:
-        first = Client(url, verbose=False).submit(None, handle_file(str(files["left"])), *options, api_name="/run")
+        first = page_client(url).submit(None, handle_file(str(files["left"])), *options, api_name="/run")
         deadline = time.time() + 60
         while len(engine.started) == before and time.time() < deadline:
             time.sleep(0.1)
-        waiting = Client(url, verbose=False)
+        waiting = page_client(url)
         queued = waiting.submit(None, handle_file(str(own_file)), *options, api_name="/run")
         while queued.status().code.name not in ("IN_QUEUE",) and time.time() < deadline:
             time.sleep(0.1)  # it waits behind the first job

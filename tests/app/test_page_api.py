@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
 from pipeline.io import write_volume
-from tests.fixtures.app import DOWNLOADS, NUMBERS, STATUS, VIEWS, files_named, is_done, running_app
+from tests.fixtures.app import DOWNLOADS, NUMBERS, STATUS, VIEWS, files_named, is_done, page_client, running_app
 from tests.fixtures.dicom import write_series
 from tests.fixtures.knees import phantom
 
@@ -27,7 +27,7 @@ def app(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(app):
-    return Client(app[0], verbose=False)
+    return page_client(app[0])
 
 
 def _run(client, image=None, labels=None, scheme="canonical", t2="Automatic"):
@@ -161,7 +161,7 @@ def test_two_clients_concurrently_get_their_own_results(app, knee_files, tmp_pat
     results: dict[str, object] = {}
 
     def go(key, labels):
-        results[key] = _run(Client(app[0], verbose=False), None, labels)
+        results[key] = _run(page_client(app[0]), None, labels)
 
     threads = [
         threading.Thread(target=go, args=("left", knee_files["labels"])),

@@ -8,10 +8,10 @@ import time
 
 import httpx
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
 from pipeline.io import write_volume
-from tests.fixtures.app import files_named, running_app
+from tests.fixtures.app import files_named, page_client, running_app
 from tests.fixtures.knees import phantom
 
 AUTH = ("alice", "s3cret-pass")
@@ -60,7 +60,7 @@ def test_a_heartbeat_dropped_by_someone_without_the_login_leaves_the_session_alo
     url, services = app
     monkeypatch.setenv("GRADIO_HEARTBEAT_INTERVAL", "0.5")
     labels = write_volume(phantom(side="left", spacing=(0.8, 0.8, 1.0)).labels, tmp_path / "owned_labels.nrrd")
-    owner = Client(url, auth=AUTH, verbose=False)
+    owner = page_client(url, auth=AUTH)
     args = (None, handle_file(str(labels)), "canonical", NO_MODEL, False, "Automatic", 0.5, False)
     assert "<strong>Done</strong>" in owner.predict(*args, api_name="/run")[0]
     assert files_named(services.uploads.folder, "owned_labels.nrrd")  # kept for the owner's session

@@ -9,7 +9,7 @@ import zipfile
 import pytest
 from gradio_client import Client, handle_file
 
-from tests.fixtures.app import running_app
+from tests.fixtures.app import page_client, running_app
 from tests.pipeline.io.test_detached_data_files import SECRET, meta_header, nrrd_header
 
 AUTH = ("alice", "s3cret-pass")
@@ -23,7 +23,7 @@ def client(request, tmp_path_factory):
     workdir = tmp_path_factory.mktemp(f"app-{request.param}")
     auth = AUTH if request.param == "login" else None
     with running_app(workdir, settings=AppSettings(workdir=workdir, auth=auth)) as (url, _):
-        yield Client(url, auth=auth, verbose=False)
+        yield page_client(url, auth=auth)
 
 
 def _run(client: Client, image=None, labels=None):

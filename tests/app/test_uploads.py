@@ -7,10 +7,10 @@ import threading
 import time
 
 import httpx
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
 from pipeline.io import write_volume
-from tests.fixtures.app import NO_MODEL, SMALL, STATUS, call_raw, file_data, files_named, run_job
+from tests.fixtures.app import NO_MODEL, SMALL, STATUS, call_raw, file_data, files_named, page_client, run_job
 from tests.fixtures.knees import phantom
 
 
@@ -21,7 +21,7 @@ def test_four_clients_uploading_the_same_file_at_once_all_finish(app, files):
 
     def go(i: int) -> None:
         try:
-            results[i] = run_job(Client(url, verbose=False), None, files["left"])
+            results[i] = run_job(page_client(url), None, files["left"])
         except Exception as exc:
             results[i] = exc
 
@@ -46,9 +46,9 @@ def test_an_upload_shared_with_a_waiting_job_outlives_the_session_that_ends(app,
     options = ("canonical", NO_MODEL, False, "Automatic", 0.5, False)
     engine.gate.clear()
     try:
-        leaving = Client(url, verbose=False)
+        leaving = page_client(url)
         leaving.submit(None, handle_file(str(shared)), *options, api_name="/run")  # runs, held at the gate
-        staying = Client(url, verbose=False)
+        staying = page_client(url)
         waiting = staying.submit(None, handle_file(str(shared)), *options, api_name="/run")
         deadline = time.time() + 30
         while waiting.status().code.name != "IN_QUEUE" and time.time() < deadline:
@@ -69,7 +69,7 @@ def test_an_upload_shared_with_a_waiting_job_outlives_the_session_that_ends(app,
 # --- forged inputs ---------------------------------------------------------------------------------------------
 def test_a_forged_input_path_is_refused_and_deletes_nothing(app, files):
     url, services, _ = app
-    run_job(Client(url, verbose=False), None, files["left"])  # someone's finished job, with results in the cache
+    run_job(page_client(url), None, files["left"])  # someone's finished job, with results in the cache
     cached = files_named(services.uploads.folder, "labels.nii.gz")[0]
     in_job = files_named(services.store.root, "labels.nii.gz")[0]
     for forged in (cached, in_job):

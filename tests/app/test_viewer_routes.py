@@ -11,14 +11,14 @@ import time
 
 import httpx
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from pipeline.io import write_volume
 from tests.deploy.test_caddy import _non_loopback_address
 from tests.fixtures import REPO
-from tests.fixtures.app import running_app
+from tests.fixtures.app import page_client, running_app
 from tests.fixtures.knees import phantom
 
 AUTH = ("alice", "s3cret-pass")
@@ -35,7 +35,7 @@ def viewer(tmp_path_factory):
     labels = write_volume(phantom(side="left", spacing=(0.8, 0.8, 1.0)).labels, tmp / "knee_labels.nrrd")
     settings = AppSettings(workdir=tmp / "work", auth=AUTH)
     with running_app(tmp / "work", settings=settings) as (url, services):
-        client = Client(url, auth=AUTH, verbose=False)
+        client = page_client(url, auth=AUTH)
         args = (None, handle_file(str(labels)), "canonical", NO_MODEL, False, "Automatic", 0.5, False)
         assert "<strong>Done</strong>" in client.predict(*args, api_name="/run")[0]
         link = client.predict(api_name="/viewer")

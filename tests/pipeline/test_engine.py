@@ -95,11 +95,11 @@ def test_cli_names_the_missing_shape_model_weights(cli_run):
 
 
 def test_the_app_gives_the_same_numbers_as_the_cli(cli_run, qdess, env, tmp_path, monkeypatch):
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
 
     from pipeline.config import InferenceOptions
     from pipeline.engine import Engine
-    from tests.fixtures.app import running_app
+    from tests.fixtures.app import page_client, running_app
 
     monkeypatch.setenv("KNEESCOPE_WEIGHTS_DIR", env["KNEESCOPE_WEIGHTS_DIR"])
     archive = tmp_path / "qdess.zip"  # same case id as the CLI's folder name
@@ -108,7 +108,7 @@ def test_the_app_gives_the_same_numbers_as_the_cli(cli_run, qdess, env, tmp_path
             zf.write(f, f"qdess/{f.name}")
     engine = Engine.load("demo", inference=InferenceOptions(device="cpu"), download=False)
     with running_app(tmp_path / "work", engine=engine) as (url, _):
-        client = Client(url, verbose=False)
+        client = page_client(url)
         out = client.predict(handle_file(str(archive)), None, "auto", "demo", False, "On", 0.5, True, api_name="/run")
     app_results = json.loads(Path(next(f for f in out[12] if f.endswith("results.json"))).read_text())
     cli_results, _ = cli_run
