@@ -29,16 +29,24 @@ def test_gradio_still_reads_the_polls_on_every_idle_turn(tmp_path, monkeypatch):
     with gr.Blocks() as demo:
         gr.Button("run").click(lambda: None)
     queue_jobs(demo, AppSettings(workdir=tmp_path))
-    queue, slept = demo._queue, []
+    queue, slept, real_sleep, ours = demo._queue, [], asyncio.sleep, {}
 
-    async def sleep(seconds):
+    async def sleep(seconds, *args, **kwargs):
+        # asyncio.sleep is one function for the whole process: another app's event loop in this worker (a module's
+        # test server) must keep sleeping for real, and must not count here.
+        if asyncio.get_running_loop() is not ours.get("loop"):
+            return await real_sleep(seconds, *args, **kwargs)
         slept.append(seconds)
         if len(slept) == 3:
             queue.stopped = True
 
-    monkeypatch.setattr("gradio.queueing.asyncio.sleep", sleep)
+    async def run(loop) -> None:
+        ours["loop"] = asyncio.get_running_loop()
+        await loop()
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
     for loop, seconds in ((queue.start_processing, QUEUE_POLL_S), (queue.start_progress_updates, PROGRESS_POLL_S)):
         slept.clear()
         queue.stopped = False
-        asyncio.run(loop())
+        asyncio.run(run(loop))
         assert slept == [seconds] * 3
