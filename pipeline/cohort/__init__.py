@@ -6,8 +6,25 @@ failure records, partial attempts), ``table`` (cohort.csv/.parquet/.json), ``rep
 ``run`` (``run_cohort``, which ties them together).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from .manifest import CohortCase, Manifest, ManifestError, read_manifest
 from .outcome import CaseOutcome
-from .run import run_cohort
+
+if TYPE_CHECKING:
+    from .run import run_cohort
+
+
+def __getattr__(name: str):
+    # Lazy: a Ray worker unpickles its actor from `ray_executor`, which imports this package; it never needs
+    # run_cohort's table and report writers (pandas), which cost each worker process a quarter of a second.
+    if name == "run_cohort":
+        from .run import run_cohort
+
+        return run_cohort
+    raise AttributeError(f"module 'pipeline.cohort' has no attribute {name!r}")
+
 
 __all__ = ["CaseOutcome", "CohortCase", "Manifest", "ManifestError", "read_manifest", "run_cohort"]

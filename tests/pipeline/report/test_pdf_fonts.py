@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -80,3 +81,39 @@ def test_poppler_renders_the_same_pixels(tmp_path, monkeypatch, matplotlibs_subs
         pixels.append(np.asarray(Image.open(next(tmp_path.glob(f"{name}*.png")))))
     assert pixels[0].shape == pixels[1].shape and (pixels[0] < 128).any()  # there is text on the page
     assert np.array_equal(pixels[0], pixels[1])
+
+
+def test_a_repeated_subset_is_read_back_from_the_cache(tmp_path, monkeypatch, matplotlibs_subsetter):
+    """The second page with the same glyphs makes no subset (the subsetter would raise) and embeds the same fonts;
+    new glyphs make a new subset."""
+    from pypdf import PdfReader
+
+    monkeypatch.setattr(pdf_fonts, "_SUBSETS", type(pdf_fonts._SUBSETS)())
+    made = []
+    real = pdf_fonts._subset
+
+    def counting(fontfile, face, glyphs):
+        made.append(len(glyphs))
+        return real(fontfile, face, glyphs)
+
+    monkeypatch.setattr(pdf_fonts, "_subset", counting)
+    write_page(tmp_path / "first.pdf", pdf_fonts.subset_without_layout_tables, monkeypatch)
+    fonts = len(made)
+    assert fonts == len(pdf_fonts._SUBSETS) >= 2  # regular and bold, each subset once
+    write_page(tmp_path / "again.pdf", pdf_fonts.subset_without_layout_tables, monkeypatch)
+    assert len(made) == len(pdf_fonts._SUBSETS) == fonts  # nothing subset again
+    texts = [PdfReader(tmp_path / f"{name}.pdf").pages[0].extract_text() for name in ("first", "again")]
+    assert texts[0] == texts[1] and all(line in texts[1] for line in LINES)
+    again, first = embedded_fonts(tmp_path / "again.pdf"), embedded_fonts(tmp_path / "first.pdf")
+    for cached, fresh in zip(again, first, strict=True):
+        assert cached.getGlyphOrder() == fresh.getGlyphOrder()
+        for glyph in fresh.getGlyphOrder():
+            assert cached["hmtx"][glyph] == fresh["hmtx"][glyph]
+            assert (
+                cached["glyf"][glyph].getCoordinates(cached["glyf"])[0]
+                == (fresh["glyf"][glyph].getCoordinates(fresh["glyf"])[0])
+            )
+    monkeypatch.setattr(pdf_fonts, "CACHED_SUBSETS", fonts)
+    monkeypatch.setattr(sys.modules[__name__], "LINES", [*LINES, "Zebra quartz"])
+    write_page(tmp_path / "more.pdf", pdf_fonts.subset_without_layout_tables, monkeypatch)
+    assert len(made) > fonts == len(pdf_fonts._SUBSETS)  # new glyphs subset anew; the oldest subsets went
