@@ -25,7 +25,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 #: Tables a PDF viewer never reads from an embedded TrueType font: OpenType layout (substitution, positioning,
 #: glyph classes, baselines, justification, maths layout) and kerning, all applied (or not) by matplotlib already.
@@ -76,7 +76,7 @@ def subset_without_layout_tables(fontfile, glyphs: Iterable[int]) -> Iterator[Gl
 
 
 @contextmanager
-def _subset(fontfile, face: int, glyphs: frozenset[int]) -> Iterator[tuple[object, dict[int, int]]]:
+def _subset(fontfile, face: int, glyphs: frozenset[int]) -> Iterator[tuple[Any, dict[int, int]]]:
     from fontTools import subset
 
     options = subset.Options(glyph_names=True, recommended_glyphs=True)
