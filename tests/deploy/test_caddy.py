@@ -107,12 +107,18 @@ def test_basic_auth_at_the_proxy(proxied):
     assert response.status_code == 401
 
 
-def test_a_job_streams_through_the_proxy(proxied):
+@pytest.fixture(scope="module")
+def example_through_the_proxy(proxied):
+    """(a logged-in page client, its outputs) of one example run through the proxy, shared by the tests below."""
     from gradio_client import Client
 
     token = base64.b64encode(":".join(proxied["auth"]).encode()).decode()
     client = Client(proxied["base"], ssl_verify=False, headers={"Authorization": f"Basic {token}"}, verbose=False)
-    out = client.predict("(none: analysis of label maps only)", False, 0.5, False, api_name="/example")
+    return client, client.predict("(none: analysis of label maps only)", False, 0.5, False, api_name="/example")
+
+
+def test_a_job_streams_through_the_proxy(example_through_the_proxy):
+    _, out = example_through_the_proxy
     assert "<strong>Done</strong>" in out[0]  # the status area's result banner
 
 
@@ -146,14 +152,10 @@ def test_app_is_not_reachable_directly(proxied):
         pass
 
 
-def test_interactive_viewer_through_the_proxy(proxied):
+def test_interactive_viewer_through_the_proxy(proxied, example_through_the_proxy):
     """The app starts a trame viewer for the job; its route <root>/viewer/<token>/ is the app's own, so Caddy passes
     it like any page of the app, behind the same auth."""
-    from gradio_client import Client
-
-    token = base64.b64encode(":".join(proxied["auth"]).encode()).decode()
-    client = Client(proxied["base"], ssl_verify=False, headers={"Authorization": f"Basic {token}"}, verbose=False)
-    client.predict("(none: analysis of label maps only)", False, 0.5, False, api_name="/example")
+    client, _ = example_through_the_proxy
     link = client.predict(api_name="/viewer")
     assert 'href="viewer/' in link
     url = proxied["base"] + link.split('href="')[1].split('"')[0]
