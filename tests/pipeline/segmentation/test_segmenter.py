@@ -23,6 +23,7 @@ from pipeline.io import load_label_map, write_volume
 from pipeline.synthetic import PhantomSpec, make_phantom, render_mr
 from pipeline.volume import Volume
 from tests.fixtures.knees import phantom
+from tests.fixtures.memory import arrays_left_in_cycles
 from tests.pipeline.weights.test_weights import DATASET, PREFIX, tiny_repo  # noqa: F401 - tiny_repo is a fixture used below
 
 MEAN_DICE_MIN = 0.85
@@ -265,23 +266,8 @@ def test_postprocess_keeps_largest_bone_and_real_cartilage_pieces():
 
 def test_a_cpu_segmentation_leaves_no_arrays_in_cycles(demo_engine, small_mri):
     """Why segmentation.devices.release_memory skips the full collection on the CPU: refcounting frees every array
-    and tensor of a segmentation, so the collection (~0.3 s with Python's lock held, in the app) would free none."""
-    import gc
-
-    import torch
-
-    gc.collect()
-    gc.disable()  # no automatic collection may free a cycle before it is looked for
-    try:
-        segmentation = demo_engine.segment(small_mri, require_knee=False)
-        gc.set_debug(gc.DEBUG_SAVEALL)  # what a collection finds unreachable is kept in gc.garbage
-        gc.collect()
-        # numpy arrays are not tracked by the collector: an array in a cycle shows as a referent of its holder
-        found = [*gc.garbage, *(r for holder in gc.garbage for r in gc.get_referents(holder))]
-        held = [(type(o).__name__, tuple(o.shape)) for o in found if isinstance(o, (np.ndarray, torch.Tensor))]
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
+    and tensor of a segmentation, so the collection (~0.3 s with Python's lock held, in the app) would free none.
+    (The Goyal segmenter: tests/pipeline/segmentation/goyal/test_segmenter.py.)"""
+    segmentation, held = arrays_left_in_cycles(lambda: demo_engine.segment(small_mri, require_knee=False))
     assert segmentation.labels.array.any()
     assert held == []

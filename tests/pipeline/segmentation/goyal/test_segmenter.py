@@ -18,6 +18,7 @@ from pipeline.engine import Engine
 from pipeline.errors import WeightsUnavailableError
 from pipeline.weights import resolve_model, sha256_file
 from tests.fixtures.goyal import FAKE_COMMIT, REPO_FOLDER, STANDIN_INFO, standin_knee, write_standin_cache
+from tests.fixtures.memory import arrays_left_in_cycles
 
 pytestmark = pytest.mark.skipif(not STANDIN_INFO, reason="the Goyal stand-in (tests/data/goyal/standin) is absent")
 
@@ -97,6 +98,14 @@ def test_engine_segments_a_knee_with_canonical_labels_and_provenance(sagittal_en
     assert sum("sagittal: slices" in m for _, m in reports) == plane["batches"] > 1  # one report per batch
     fractions = [f for f, _ in reports]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
+
+
+def test_a_cpu_segmentation_leaves_no_arrays_in_cycles(sagittal_engine):
+    """As for nnU-Net (tests/pipeline/segmentation/test_segmenter.py): nothing for a full collection to free."""
+    _, image = standin_knee()
+    segmentation, held = arrays_left_in_cycles(lambda: sagittal_engine.segment(image))
+    assert segmentation.labels.array.any()
+    assert held == []
 
 
 def test_a_raising_progress_callback_cancels_and_the_engine_stays_usable(sagittal_engine):
