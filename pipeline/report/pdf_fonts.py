@@ -25,7 +25,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 #: Tables a PDF viewer never reads from an embedded TrueType font: OpenType layout (substitution, positioning,
 #: glyph classes, baselines, justification, maths layout) and kerning, all applied (or not) by matplotlib already.
@@ -63,10 +63,7 @@ def subset_without_layout_tables(fontfile, glyphs: Iterable[int]) -> Iterator[Gl
         if kept is not None:
             _SUBSETS.move_to_end(key)
     if kept is None:
-        with _subset(fontfile, face, glyphs) as (font, index_map):
-            data = io.BytesIO()
-            font.save(data, reorderTables=False)
-        kept = (data.getvalue(), index_map)
+        kept = _subset_bytes(fontfile, face, glyphs)
         with _LOCK:
             _SUBSETS[key] = kept
             while len(_SUBSETS) > CACHED_SUBSETS:
@@ -75,22 +72,23 @@ def subset_without_layout_tables(fontfile, glyphs: Iterable[int]) -> Iterator[Gl
         yield GlyphSubset(font, dict(kept[1]))
 
 
-@contextmanager
-def _subset(fontfile, face: int, glyphs: frozenset[int]) -> Iterator[tuple[Any, dict[int, int]]]:
+def _subset_bytes(fontfile, face: int, glyphs: frozenset[int]) -> tuple[bytes, dict[int, int]]:
+    """The subset as :func:`subset_without_layout_tables` serves it: the font file's bytes and the glyph map."""
     from fontTools import subset
 
     options = subset.Options(glyph_names=True, recommended_glyphs=True)
     options.drop_tables += [*LAYOUT_TABLES, *EDITOR_TABLES]
     options.font_number = face
-    font = subset.load_font(fontfile, options)
-    with font:
+    with subset.load_font(fontfile, options) as font:
         for tag in LAYOUT_TABLES:  # gone before the subsetter's first look, which would read GSUB/GPOS/GDEF
             if tag in font:
                 del font[tag]
         subsetter = subset.Subsetter(options=options)
         subsetter.populate(gids=list(glyphs))
         subsetter.subset(font)
-        yield font, subsetter.glyph_index_map
+        data = io.BytesIO()
+        font.save(data, reorderTables=False)
+    return data.getvalue(), subsetter.glyph_index_map
 
 
 def install() -> bool:

@@ -10,13 +10,18 @@ from app.main import PROGRESS_POLL_S, QUEUE_POLL_S, queue_jobs
 from app.settings import AppSettings
 
 
-def test_the_queue_polls_every_queue_poll_s_and_progress_every_progress_poll_s(tmp_path):
+def queued_page(settings: AppSettings):
+    """A one-button page whose queue is set up as the app's; returns Gradio's queue."""
     import gradio as gr
 
     with gr.Blocks() as demo:
         gr.Button("run").click(lambda: None)
-    queue_jobs(demo, AppSettings(workdir=tmp_path, max_queue=3))
-    queue = demo._queue
+    queue_jobs(demo, settings)
+    return demo._queue
+
+
+def test_the_queue_polls_every_queue_poll_s_and_progress_every_progress_poll_s(tmp_path):
+    queue = queued_page(AppSettings(workdir=tmp_path, max_queue=3))
     assert queue.sleep_when_free == QUEUE_POLL_S > 0.001
     assert queue.progress_update_sleep_when_free == PROGRESS_POLL_S > 0.01
     assert queue.max_size == 3 and queue.default_concurrency_limit == 1
@@ -24,12 +29,7 @@ def test_the_queue_polls_every_queue_poll_s_and_progress_every_progress_poll_s(t
 
 def test_gradio_still_reads_the_polls_on_every_idle_turn(tmp_path, monkeypatch):
     """Gradio's idle loops sleep for the queue's attributes each time round (read anew, not copied at start)."""
-    import gradio as gr
-
-    with gr.Blocks() as demo:
-        gr.Button("run").click(lambda: None)
-    queue_jobs(demo, AppSettings(workdir=tmp_path))
-    queue, slept, real_sleep, ours = demo._queue, [], asyncio.sleep, {}
+    queue, slept, real_sleep, ours = queued_page(AppSettings(workdir=tmp_path)), [], asyncio.sleep, {}
 
     async def sleep(seconds, *args, **kwargs):
         # asyncio.sleep is one function for the whole process: another app's event loop in this worker (a module's

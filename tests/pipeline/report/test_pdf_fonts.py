@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -19,13 +18,13 @@ from pipeline.report import pdf_fonts
 LINES = ["Femoral cartilage 2.20 ± 0.70 mm (n=4137)", "T2 ≥ 40 ms · menisci — QC: review", "Éléments: 0123456789 %"]
 
 
-def write_page(path, subsetter, monkeypatch) -> None:
+def write_page(path, subsetter, monkeypatch, lines=LINES) -> None:
     import matplotlib
     from matplotlib.figure import Figure
 
     monkeypatch.setattr(_backend_pdf_ps, "get_glyphs_subset", subsetter)
     fig = Figure(figsize=(4, 2))
-    for n, line in enumerate(LINES):
+    for n, line in enumerate(lines):
         fig.text(0.05, 0.8 - 0.25 * n, line, fontsize=9, weight="bold" if n == 1 else "normal")
     with matplotlib.rc_context({"pdf.fonttype": 42}):
         fig.savefig(path)
@@ -84,19 +83,19 @@ def test_poppler_renders_the_same_pixels(tmp_path, monkeypatch, matplotlibs_subs
 
 
 def test_a_repeated_subset_is_read_back_from_the_cache(tmp_path, monkeypatch, matplotlibs_subsetter):
-    """The second page with the same glyphs makes no subset (the subsetter would raise) and embeds the same fonts;
-    new glyphs make a new subset."""
+    """The second page with the same glyphs makes no subset and embeds the same fonts; new glyphs make a new subset,
+    and the oldest subsets go."""
     from pypdf import PdfReader
 
     monkeypatch.setattr(pdf_fonts, "_SUBSETS", type(pdf_fonts._SUBSETS)())
     made = []
-    real = pdf_fonts._subset
+    real = pdf_fonts._subset_bytes
 
     def counting(fontfile, face, glyphs):
         made.append(len(glyphs))
         return real(fontfile, face, glyphs)
 
-    monkeypatch.setattr(pdf_fonts, "_subset", counting)
+    monkeypatch.setattr(pdf_fonts, "_subset_bytes", counting)
     write_page(tmp_path / "first.pdf", pdf_fonts.subset_without_layout_tables, monkeypatch)
     fonts = len(made)
     assert fonts == len(pdf_fonts._SUBSETS) >= 2  # regular and bold, each subset once
@@ -114,6 +113,5 @@ def test_a_repeated_subset_is_read_back_from_the_cache(tmp_path, monkeypatch, ma
                 == (fresh["glyf"][glyph].getCoordinates(fresh["glyf"])[0])
             )
     monkeypatch.setattr(pdf_fonts, "CACHED_SUBSETS", fonts)
-    monkeypatch.setattr(sys.modules[__name__], "LINES", [*LINES, "Zebra quartz"])
-    write_page(tmp_path / "more.pdf", pdf_fonts.subset_without_layout_tables, monkeypatch)
+    write_page(tmp_path / "more.pdf", pdf_fonts.subset_without_layout_tables, monkeypatch, [*LINES, "Zebra quartz"])
     assert len(made) > fonts == len(pdf_fonts._SUBSETS)  # new glyphs subset anew; the oldest subsets went
